@@ -1,0 +1,143 @@
+"""The gateway service: GraphQL over HTTP at /graphql, GraphiQL on GET.
+
+It authenticates the bearer token, puts the caller and a correlation id in the nameko
+context (so every service sees who is asking), and executes the query with depth and size
+limits. It holds no business rules: composition, auth and shape only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from importlib import resources
+from typing import Any
+
+from graphene.validation import depth_limit_validator
+from graphql import ExecutionResult, GraphQLError, execute, parse, validate
+from graphql.validation import specified_rules
+from nameko.containers import WorkerContext
+from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RpcProxy
+from nameko.web.handlers import http
+from werkzeug.wrappers import Request, Response
+
+from gateway.auth import Authenticator, TokenSettings, Unauthenticated
+from gateway.context import RequestContext
+from gateway.schema import schema
+from shared.caller import CALLER_CONTEXT_KEY, Caller
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 8
+RULES = (*specified_rules, depth_limit_validator(max_depth=MAX_DEPTH))
+GRAPHIQL = resources.files("gateway").joinpath("graphiql.html").read_text()
+
+
+class CallContext(DependencyProvider):
+    """The worker's outgoing call context: what it holds travels with every RPC it makes."""
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> dict[str, Any]:
+        return worker_ctx.data
+
+
+class Tokens(DependencyProvider):
+    def setup(self) -> None:
+        self.authenticator = Authenticator(TokenSettings.from_config(self.container.config))
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> Authenticator:
+        return self.authenticator
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def refusal(code: str, message: str, status: int) -> Response:
+    return json_response({"errors": [{"message": message, "extensions": {"code": code}}]},
+                         status)
+
+
+class GatewayService:
+    name = "gateway"
+
+    certification = RpcProxy("certification")
+    listings = RpcProxy("listings")
+    orders = RpcProxy("orders")
+    payouts = RpcProxy("payouts")
+    call_context: dict[str, Any] = CallContext()
+    tokens: Authenticator = Tokens()
+    config: dict[str, Any] = Config()
+
+    @http("GET", "/graphql")
+    def graphiql(self, request: Request) -> Response:
+        return Response(GRAPHIQL, mimetype="text/html")
+
+    @http("POST", "/graphql")
+    def graphql(self, request: Request) -> Response:
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return refusal("BAD_USER_INPUT", f"requests are limited to {MAX_BODY_BYTES} bytes",
+                           413)
+        try:
+            body = json.loads(request.get_data(cache=False, as_text=True) or "{}")
+            query = body["query"]
+            variables = body.get("variables") or {}
+            if not isinstance(query, str) or not isinstance(variables, dict):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return refusal("BAD_USER_INPUT",
+                           "send JSON with a string 'query' and an object 'variables'", 400)
+        try:
+            caller = self._caller(request)
+        except Unauthenticated as exc:
+            return refusal("UNAUTHENTICATED", str(exc), 401)
+
+        correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
+        self.call_context["correlation_id"] = correlation_id
+        if caller is not None:
+            self.call_context[CALLER_CONTEXT_KEY] = caller.context()
+        context = RequestContext(caller, {
+            "certification": self.certification, "listings": self.listings,
+            "orders": self.orders, "payouts": self.payouts,
+        }, timeout=float(self.config.get("RPC_TIMEOUT", 10)))
+        result = self._execute(query, variables, body.get("operationName"), context)
+        response: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            response["errors"] = [self._error(e) for e in result.errors]
+        response["extensions"] = {"rpcCalls": context.rpc_calls,
+                                  "correlationId": correlation_id}
+        return json_response(response)
+
+    def _caller(self, request: Request) -> Caller | None:
+        header = request.headers.get("Authorization")
+        return None if header is None else self.tokens.caller(header)
+
+    def _execute(self, query: str, variables: dict[str, Any], operation: str | None,
+                 context: RequestContext) -> ExecutionResult:
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return ExecutionResult(data=None, errors=[exc])
+        errors = validate(schema.graphql_schema, document, RULES)
+        if errors:
+            return ExecutionResult(data=None, errors=errors)
+        result = execute(schema.graphql_schema, document, context_value=context,
+                         variable_values=variables, operation_name=operation)
+        assert isinstance(result, ExecutionResult)
+        return result
+
+    @staticmethod
+    def _error(error: GraphQLError) -> dict[str, Any]:
+        formatted: dict[str, Any] = dict(error.formatted)
+        extensions = formatted.setdefault("extensions", {})
+        if "code" not in extensions:
+            if error.original_error is not None:
+                # Anything unexpected is logged in full here and shown only as a code.
+                log.error("unexpected error in a resolver", exc_info=error.original_error)
+                formatted["message"] = "internal error"
+                extensions["code"] = "INTERNAL"
+            else:
+                extensions["code"] = "BAD_USER_INPUT"
+        return formatted

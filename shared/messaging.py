@@ -1,0 +1,165 @@
+"""How services meet RabbitMQ: the Database dependency with its outbox relay, and consumer helpers.
+
+The relay publishes each committed outbox row to the service's nameko event exchange with
+publisher confirms and persistent delivery, then marks it sent. It is woken right after a
+commit and also sweeps on a timer, so rows left by a crash are published after a restart.
+Publishing is at least once; consumers make it exactly-once in effect with `first_time`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kombu import Connection
+from nameko.constants import AMQP_URI_CONFIG_KEY, TRANSPORT_OPTIONS_CONFIG_KEY
+from nameko.containers import WorkerContext
+from nameko.events import event_handler
+from nameko.exceptions import deserialize_to_instance
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.errors import ALL_ERRORS
+from shared.persistence import MessagingTables, ServiceDatabase, make_engine
+
+log = logging.getLogger(__name__)
+
+for _error in ALL_ERRORS:
+    deserialize_to_instance(_error)
+
+DATABASES_CONFIG_KEY = "DATABASES"
+OUTBOX_CONFIG_KEY = "OUTBOX"
+
+
+def consumes(source: str, event_type: str) -> Any:
+    """A durable, reliable event handler that puts a failed event back on its queue.
+
+    nameko acks a message whose handler raised unless asked to requeue it; for facts that
+    must not be lost (a transient database error, say), requeueing is the right default.
+    """
+    return event_handler(source, event_type, reliable_delivery=True, requeue_on_error=True)
+
+
+class OutboxRelay:
+    """Publishes a service's committed outbox rows, in order, with confirms."""
+
+    def __init__(self, engine: Engine, tables: MessagingTables, source: str,
+                 config: dict[str, Any], batch_size: int = 200,
+                 sweep_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine)
+        self.outbox = tables.outbox
+        self.source = source
+        self.exchange = get_event_exchange(source, config)
+        options = dict(config.get(TRANSPORT_OPTIONS_CONFIG_KEY) or {})
+        options["confirm_publish"] = True
+        self.connection = Connection(config[AMQP_URI_CONFIG_KEY], transport_options=options)
+        self.batch_size = batch_size
+        self.sweep_seconds = sweep_seconds
+        self.can_skip_locked = engine.dialect.name == "postgresql"
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.sweep_seconds)
+            self._wake.clear()
+            try:
+                while not self._stopped.is_set() and self.publish_pending() == self.batch_size:
+                    pass
+            except Exception:
+                log.exception("outbox relay for %s failed; retrying on the next sweep",
+                              self.source)
+        self.connection.release()
+
+    def publish_pending(self) -> int:
+        """Publish one batch of unsent events; returns how many went out."""
+        with self.sessions() as session, session.begin():
+            query = (select(self.outbox.c.id, self.outbox.c.event_type, self.outbox.c.payload)
+                     .where(self.outbox.c.sent_at.is_(None))
+                     .order_by(self.outbox.c.id).limit(self.batch_size))
+            if self.can_skip_locked:
+                # Replicas share the outbox: each claims rows the others have not locked,
+                # and holds them until they are confirmed by the broker and marked sent.
+                query = query.with_for_update(skip_locked=True)
+                rows = session.execute(query).all()
+                self._publish(rows)
+                self._mark_sent(session, [row.id for row in rows])
+                return len(rows)
+            rows = session.execute(query).all()
+        # SQLite runs one relay per process: publish outside the transaction so that the
+        # write lock is never held across network I/O.
+        self._publish(rows)
+        with self.sessions() as session, session.begin():
+            self._mark_sent(session, [row.id for row in rows])
+        return len(rows)
+
+    def _publish(self, rows: Sequence[Any]) -> None:
+        if not rows:
+            return
+        producer = self.connection.Producer()
+        for row in rows:
+            headers = {}
+            if row.payload.get("correlation_id"):
+                # nameko turns `nameko.*` headers into the consumer's context data.
+                headers["nameko.correlation_id"] = row.payload["correlation_id"]
+            producer.publish(
+                row.payload, exchange=self.exchange, routing_key=row.event_type,
+                serializer="json", delivery_mode=2, headers=headers,
+                declare=[self.exchange], retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        self.published += len(rows)
+
+    def _mark_sent(self, session: Session, ids: list[int]) -> None:
+        if ids:
+            session.execute(update(self.outbox).where(self.outbox.c.id.in_(ids))
+                            .values(sent_at=datetime.now(UTC)))
+
+
+class Database(DependencyProvider):
+    """Gives a service its own database, as units of work, and runs its outbox relay."""
+
+    def __init__(self, tables: MessagingTables) -> None:
+        self.tables = tables
+
+    def setup(self) -> None:
+        name = self.container.service_name
+        urls = self.container.config.get(DATABASES_CONFIG_KEY) or {}
+        if name not in urls:
+            raise RuntimeError(f"no database configured for {name} "
+                               f"(set VETA_{name.upper()}_DATABASE_URL)")
+        self.engine = make_engine(urls[name])
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        outbox_config = self.container.config.get(OUTBOX_CONFIG_KEY) or {}
+        self.relay = OutboxRelay(self.engine, self.tables, name, self.container.config,
+                                 sweep_seconds=float(outbox_config.get("sweep_seconds", 1.0)))
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self.relay.run,
+                                            identifier=f"{self.relay.source}.outbox")
+
+    def stop(self) -> None:
+        self.relay.stop()
+        self.engine.dispose()
+
+    def kill(self) -> None:
+        self.relay.stop()
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> ServiceDatabase:
+        return ServiceDatabase(self.sessions, self.tables,
+                               correlation_id=worker_ctx.context_data.get("correlation_id"),
+                               after_commit=self.relay.wake)

@@ -1,0 +1,158 @@
+"""Each service's database: engines, the unit of work, and the outbox and applied-events tables.
+
+A unit of work is one transaction. Events a service raises are written to its outbox inside
+that transaction, and events it consumes are recorded as applied inside it, so a state change,
+the facts it announces and the messages it has acted on are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from shared.events import Event, utcnow
+
+log = logging.getLogger(__name__)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY columns; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    applied_events: Table
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add the outbox and applied-events tables to a service's metadata."""
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(80), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("sent_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False, default=0),
+    )
+    Index("ix_outbox_unsent", outbox.c.id, postgresql_where=outbox.c.sent_at.is_(None),
+          sqlite_where=outbox.c.sent_at.is_(None))
+    applied = Table(
+        "applied_events", metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(80), nullable=False),
+        Column("applied_at", DateTime(timezone=True), nullable=False),
+    )
+    return MessagingTables(outbox=outbox, applied_events=applied)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the dialect: PostgreSQL pooled, SQLite serialised per write."""
+    if make_url(url).get_backend_name() == "sqlite":
+        # One short-lived connection per unit of work: green threads never share a SQLite
+        # connection, and BEGIN IMMEDIATE takes the write lock up front, so two writers
+        # queue instead of deadlocking on a read-to-write lock upgrade.
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class UnitOfWork:
+    """One transaction in one service's database, collecting the events it raises."""
+
+    def __init__(self, session: Session, tables: MessagingTables,
+                 correlation_id: str | None) -> None:
+        self.session = session
+        self.tables = tables
+        self.correlation_id = correlation_id
+        self.raised: list[Event] = []
+
+    def raise_event(self, event: Event) -> Event:
+        """Record an event in the outbox; it is published only if this transaction commits."""
+        if event.correlation_id is None and self.correlation_id is not None:
+            event = event.model_copy(update={"correlation_id": self.correlation_id})
+        self.session.execute(insert(self.tables.outbox).values(
+            event_id=str(event.event_id), event_type=event.type, payload=event.envelope(),
+            created_at=event.occurred_at, attempts=0,
+        ))
+        self.raised.append(event)
+        return event
+
+    def first_time(self, event: Event) -> bool:
+        """Record that `event` is being applied; False if it already was (a redelivery).
+
+        Two replicas racing on the same redelivered event both insert the same primary key:
+        one commits, the other's transaction fails and its message is retried, then skipped.
+        """
+        table = self.tables.applied_events
+        seen = self.session.execute(
+            select(table.c.event_id).where(table.c.event_id == str(event.event_id))
+        ).first()
+        if seen is not None:
+            log.info("skipping %s %s: already applied", event.type, event.event_id)
+            return False
+        self.session.execute(insert(table).values(
+            event_id=str(event.event_id), event_type=event.type, applied_at=utcnow()))
+        return True
+
+
+class ServiceDatabase:
+    """What a service method sees: units of work and read-only sessions on its own database."""
+
+    def __init__(self, sessions: sessionmaker[Session], tables: MessagingTables,
+                 correlation_id: str | None = None,
+                 after_commit: Callable[[], None] | None = None) -> None:
+        self.sessions = sessions
+        self.tables = tables
+        self.correlation_id = correlation_id
+        self.after_commit = after_commit
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        with self.sessions() as session, session.begin():
+            uow = UnitOfWork(session, self.tables, self.correlation_id)
+            yield uow
+        if uow.raised and self.after_commit is not None:
+            self.after_commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            yield session

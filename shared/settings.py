@@ -1,0 +1,44 @@
+"""Configuration from the environment: one place that turns VETA_* variables into nameko config.
+
+Secrets (the JWT secret, Stripe keys) are only ever read from the environment, or for the
+embedded default from a file the CLI generates in the data directory; never from the repo.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+SERVICES = ("certification", "listings", "orders", "payouts")
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def database_url(service: str, environ: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    return env.get(f"VETA_{service.upper()}_DATABASE_URL")
+
+
+def nameko_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The nameko config for a real deployment, read from VETA_* variables."""
+    env = os.environ if environ is None else environ
+    databases = {name: url for name in SERVICES if (url := database_url(name, env))}
+    return {
+        "AMQP_URI": env.get("VETA_AMQP_URI", DEFAULT_AMQP_URI),
+        "WEB_SERVER_ADDRESS": env.get("VETA_HTTP_ADDRESS", "0.0.0.0:8000"),
+        "DATABASES": databases,
+        "max_workers": int(env.get("VETA_MAX_WORKERS", "10")),
+        "serializer": "json",
+        "JWT": {
+            "secret": env.get("VETA_JWT_SECRET"),
+            "issuer": env.get("VETA_JWT_ISSUER", "veta"),
+            "audience": env.get("VETA_JWT_AUDIENCE", "veta"),
+            "jwks_url": env.get("VETA_JWT_JWKS_URL"),
+        },
+        "STRIPE": {
+            "api_key": env.get("VETA_STRIPE_API_KEY"),
+            "api_base": env.get("VETA_STRIPE_API_BASE"),
+            "webhook_secret": env.get("VETA_STRIPE_WEBHOOK_SECRET"),
+        },
+        "RPC_TIMEOUT": float(env.get("VETA_RPC_TIMEOUT", "10")),
+    }

@@ -1,0 +1,166 @@
+"""The `veta` command: run the system, one service, migrations, or print a token."""
+
+from __future__ import annotations
+
+import warnings
+
+# eventlet warns on import that it is deprecated; nameko 2 has no other concurrency model.
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+def _run(service_names: list[str], config: dict[str, Any]) -> None:
+    from nameko.cli.run import run
+
+    from veta.services import SERVICE_CLASSES
+
+    run([SERVICE_CLASSES[name] for name in service_names], config)
+
+
+def dev(args: argparse.Namespace) -> None:
+    from nameko.runners import ServiceRunner
+
+    from gateway.auth import TokenSettings, issue_token
+    from shared.caller import Role
+    from veta.dev import dev_config, load_demo, migrate_all
+    from veta.services import SERVICE_CLASSES
+
+    config = dev_config(Path(args.data_dir), args.port, args.amqp_uri)
+    migrate_all(config)
+    runner = ServiceRunner(config)
+    for cls in SERVICE_CLASSES.values():
+        runner.add_service(cls)
+    runner.start()
+    url = f"http://127.0.0.1:{args.port}/graphql"
+    broker = args.amqp_uri or "in-process (memory://)"
+    print(f"Veta is running: open {url}", flush=True)
+    print(f"  data in {Path(args.data_dir).resolve()}, broker {broker}", flush=True)
+    settings = TokenSettings.from_config(config)
+    if args.demo:
+        demo = load_demo(config)
+        print("  demo data loaded; tokens for GraphiQL's Headers tab "
+              "({\"Authorization\": \"Bearer …\"}):", flush=True)
+        producer = demo["producers"][0]["id"]
+        for role, org in ((Role.CERTIFIER, None), (Role.PRODUCER, producer),
+                          (Role.BUYER, "demo-refinery"), (Role.FINANCE, None)):
+            who = f"{role} {org}" if org else str(role)
+            print(f"    {who}: {issue_token(settings, role, org)}", flush=True)
+    else:
+        print("  get a token with: veta token --role CERTIFIER", flush=True)
+    try:
+        runner.wait()
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+def run_service(args: argparse.Namespace) -> None:
+    from shared.settings import nameko_config
+
+    _run([args.service], nameko_config())
+
+
+def migrate(args: argparse.Namespace) -> None:
+    from shared.migrations import upgrade
+    from shared.settings import SERVICES, database_url
+
+    for name in [args.service] if args.service else list(SERVICES):
+        url = database_url(name)
+        if not url:
+            sys.exit(f"set VETA_{name.upper()}_DATABASE_URL to migrate {name}")
+        upgrade(name, url)
+        print(f"{name}: migrated to the latest revision")
+
+
+def token(args: argparse.Namespace) -> None:
+    from gateway.auth import TokenSettings, issue_token
+    from shared.caller import Role
+    from shared.settings import nameko_config
+    from veta.dev import jwt_secret
+
+    config = nameko_config()
+    settings = TokenSettings.from_config(config)
+    if not settings.secret:
+        settings = TokenSettings(secret=jwt_secret(Path(args.data_dir)),
+                                 issuer=settings.issuer, audience=settings.audience)
+    try:
+        print(issue_token(settings, Role(args.role), args.org, args.subject, args.ttl))
+    except ValueError as exc:
+        sys.exit(str(exc))
+
+
+def docs(args: argparse.Namespace) -> None:
+    from veta.docs import GENERATED
+
+    stale = []
+    for path, render in GENERATED.items():
+        text = render()
+        target = Path(args.root) / path
+        if args.check:
+            if not target.exists() or target.read_text() != text:
+                stale.append(path)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        sys.exit(f"out of date with the code: {', '.join(stale)}; run `veta docs` and commit")
+
+
+def parser() -> argparse.ArgumentParser:
+    from veta.dev import DEFAULT_DATA_DIR
+
+    root = argparse.ArgumentParser(prog="veta", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("dev", help="run the whole system in one process")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.add_argument("--demo", action="store_true", help="load demonstration data")
+    p.add_argument("--amqp-uri", help="use this RabbitMQ instead of the in-process broker")
+    p.set_defaults(handler=dev)
+
+    p = commands.add_parser("run", help="run one service against VETA_* configuration")
+    p.add_argument("service", choices=["certification", "listings", "orders", "payouts",
+                                       "gateway"])
+    p.set_defaults(handler=run_service)
+
+    p = commands.add_parser("migrate", help="apply database migrations")
+    p.add_argument("service", nargs="?", choices=["certification", "listings", "orders",
+                                                  "payouts"])
+    p.set_defaults(handler=migrate)
+
+    p = commands.add_parser("token", help="print a signed development token")
+    p.add_argument("--role", required=True,
+                   choices=["PRODUCER", "BUYER", "CERTIFIER", "FINANCE", "ADMIN"])
+    p.add_argument("--org", help="the producer or buyer id (PRODUCER and BUYER)")
+    p.add_argument("--subject", help="the user id to put in the token")
+    p.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    p.set_defaults(handler=token)
+
+    p = commands.add_parser("docs", help="write docs/schema.graphql and docs/events.md")
+    p.add_argument("--check", action="store_true", help="fail if the committed ones differ")
+    p.add_argument("--root", default=".")
+    p.set_defaults(handler=docs)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("alembic.runtime.plugins", "kombu.mixins", "kombu.connection"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
