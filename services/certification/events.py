@@ -32,3 +32,54 @@ class CertificationGranted(CertificationEvent):
     certificate_number: str
     valid_from: date
     valid_until: date
+
+
+class ProducerUpdated(CertificationEvent):
+    """A producer's details changed; the fields carry the new values."""
+
+    type = "producer_updated"
+    producer_id: str
+    name: str
+    country: str
+    region: str
+
+
+class CertificationChanged(CertificationEvent):
+    """Common facts of a change in a certificate's status."""
+
+    certification_id: str
+    producer_id: str
+    standard: Standard
+    reason: str | None = None
+
+
+class CertificationSuspended(CertificationChanged):
+    """The producer may not sell under this standard until reinstated."""
+
+    type = "certification_suspended"
+
+
+class CertificationReinstated(CertificationChanged):
+    """A suspension was lifted: the certificate is valid again."""
+
+    type = "certification_reinstated"
+
+
+class CertificationExpiring(CertificationChanged):
+    """A certificate's validity ends within the warning period (30 days)."""
+
+    type = "certification_expiring"
+    valid_until: date
+
+
+class CertificationExpired(CertificationChanged):
+    """A certificate's validity ended; found by the expiry timer."""
+
+    type = "certification_expired"
+    valid_until: date
+
+
+class CertificationWithdrawn(CertificationChanged):
+    """The certificate was withdrawn for good; it cannot be reinstated."""
+
+    type = "certification_withdrawn"

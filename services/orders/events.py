@@ -66,3 +66,25 @@ class OrderDelivered(OrdersEvent):
     received_fineness: str
     delivered_fine_weight: str
     delivered_on: date
+
+
+class OrderCancelled(OrdersEvent):
+    """The buyer cancelled (or a timeout did); listings releases any reservation."""
+
+    type = "order_cancelled"
+    order_id: str
+    buyer_id: str
+    listing_id: str
+    fine_weight: str
+    reason: str
+
+
+class OrderDeclined(OrdersEvent):
+    """The producer declined a confirmed order before shipping; listings releases it."""
+
+    type = "order_declined"
+    order_id: str
+    buyer_id: str
+    listing_id: str
+    fine_weight: str
+    reason: str
