@@ -14,17 +14,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import eventlet
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY, TRANSPORT_OPTIONS_CONFIG_KEY
 from nameko.containers import WorkerContext
-from nameko.events import event_handler
+from nameko.events import EventHandler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import dead_letters
 from shared.errors import ALL_ERRORS
+from shared.metrics import DEAD_LETTERED, EVENTS_PUBLISHED
 from shared.persistence import MessagingTables, ServiceDatabase, make_engine
 
 log = logging.getLogger(__name__)
@@ -34,15 +37,46 @@ for _error in ALL_ERRORS:
 
 DATABASES_CONFIG_KEY = "DATABASES"
 OUTBOX_CONFIG_KEY = "OUTBOX"
+DEAD_LETTER_CONFIG_KEY = "DEAD_LETTER"
+
+
+class RetryingEventHandler(EventHandler):
+    """nameko's event handler, with bounded retries and then a dead-letter queue.
+
+    nameko either acks a failed message (losing the fact) or requeues it forever (a poison
+    message spins). Instead a failed event goes back to the end of its own queue with an
+    attempt count, and after `max_attempts` it is moved to the dead-letter queue, where staff
+    can inspect and replay it (`veta dlq`). If the broker refuses the re-publish, the original
+    is requeued rather than acknowledged, so nothing is lost either way.
+    """
+
+    def handle_message_processed(self, message: Any, result: Any = None,
+                                 exc_info: Any = None) -> None:
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        settings = self.container.config.get(DEAD_LETTER_CONFIG_KEY) or {}
+        attempts = int((message.headers or {}).get(dead_letters.ATTEMPTS_HEADER, 0)) + 1
+        try:
+            if attempts < int(settings.get("max_attempts", 5)):
+                eventlet.sleep(min(0.05 * 2 ** attempts, 2.0))
+                dead_letters.retry(self.container.config, message, self.queue.name, attempts)
+            else:
+                dead_letters.bury(self.container.config, message, self.queue.name, attempts,
+                                  error=repr(exc_info[1]))
+                DEAD_LETTERED.labels(service=self.container.service_name,
+                                     queue=self.queue.name).inc()
+        except Exception:
+            log.exception("could not re-publish a failed message from %s; requeueing it",
+                          self.queue.name)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
 
 
 def consumes(source: str, event_type: str) -> Any:
-    """A durable, reliable event handler that puts a failed event back on its queue.
-
-    nameko acks a message whose handler raised unless asked to requeue it; for facts that
-    must not be lost (a transient database error, say), requeueing is the right default.
-    """
-    return event_handler(source, event_type, reliable_delivery=True, requeue_on_error=True)
+    """A durable, reliable event handler with bounded retries and a dead-letter queue."""
+    return RetryingEventHandler.decorator(source, event_type, reliable_delivery=True)
 
 
 class OutboxRelay:
@@ -122,6 +156,7 @@ class OutboxRelay:
                 declare=[self.exchange], retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
+            EVENTS_PUBLISHED.labels(service=self.source, type=row.event_type).inc()
         self.published += len(rows)
 
     def _mark_sent(self, session: Session, ids: list[int]) -> None:

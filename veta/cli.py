@@ -27,18 +27,13 @@ def _run(service_names: list[str], config: dict[str, Any]) -> None:
 
 
 def dev(args: argparse.Namespace) -> None:
-    from nameko.runners import ServiceRunner
-
     from gateway.auth import TokenSettings, issue_token
     from shared.caller import Role
-    from veta.dev import dev_config, load_demo, migrate_all
-    from veta.services import SERVICE_CLASSES
+    from veta.dev import EmbeddedSystem, dev_config, load_demo, migrate_all
 
     config = dev_config(Path(args.data_dir), args.port, args.amqp_uri)
     migrate_all(config)
-    runner = ServiceRunner(config)
-    for cls in SERVICE_CLASSES.values():
-        runner.add_service(cls)
+    runner = EmbeddedSystem(config, args.port)
     runner.start()
     url = f"http://127.0.0.1:{args.port}/graphql"
     broker = args.amqp_uri or "in-process (memory://)"
@@ -97,6 +92,34 @@ def token(args: argparse.Namespace) -> None:
         sys.exit(str(exc))
 
 
+def dlq(args: argparse.Namespace) -> None:
+    import json
+
+    from shared import dead_letters
+    from shared.settings import nameko_config
+
+    config = nameko_config()
+    if args.action == "list":
+        for letter in dead_letters.list_letters(config):
+            print(f"{letter['id']}  {letter['failed_at']}  {letter['queue']}  "
+                  f"attempts={letter['attempts']}  {letter['error']}")
+        return
+    if not args.id:
+        sys.exit(f"veta dlq {args.action} needs the id of a dead letter (see veta dlq list)")
+    action = {"show": None, "replay": dead_letters.replay, "discard": dead_letters.discard}
+    try:
+        if args.action == "show":
+            letter = next(letter for letter in dead_letters.list_letters(config)
+                          if letter["id"] == args.id)
+        else:
+            letter = action[args.action](config, args.id)  # type: ignore[misc]
+    except (KeyError, StopIteration):
+        sys.exit(f"no dead letter {args.id}")
+    print(json.dumps(letter, indent=2, default=str))
+    if args.action != "show":
+        print(f"{args.action}ed {args.id}")
+
+
 def docs(args: argparse.Namespace) -> None:
     from veta.docs import GENERATED
 
@@ -146,6 +169,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     p.set_defaults(handler=token)
+
+    p = commands.add_parser("dlq", help="inspect, replay or discard dead-lettered events")
+    p.add_argument("action", choices=["list", "show", "replay", "discard"])
+    p.add_argument("id", nargs="?", help="a dead letter's id, from `veta dlq list`")
+    p.set_defaults(handler=dlq)
 
     p = commands.add_parser("docs", help="write docs/schema.graphql and docs/events.md")
     p.add_argument("--check", action="store_true", help="fail if the committed ones differ")

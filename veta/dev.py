@@ -43,9 +43,56 @@ def dev_config(data_dir: Path, port: int, amqp_uri: str | None = None) -> dict[s
         config["AMQP_URI"] = amqp_uri
     else:
         use_memory_transport()
-        config["AMQP_URI"] = "memory://"
+        config["AMQP_URI"] = "memory://localhost/"
         config["TRANSPORT_OPTIONS"] = MEMORY_TRANSPORT_OPTIONS
     return config
+
+
+class EmbeddedSystem:
+    """Every service in its own nameko container, in this one process.
+
+    Containers rather than one ServiceRunner, because each container runs its own web server
+    and two on one address cannot both bind it: the gateway gets the port asked for, payouts
+    (Stripe's webhooks) the next one, and every other service an ephemeral port.
+    """
+
+    def __init__(self, config: dict[str, Any], port: int) -> None:
+        from nameko.containers import ServiceContainer
+
+        from veta.services import SERVICE_CLASSES
+
+        self.addresses = {name: "127.0.0.1:0" for name in SERVICE_CLASSES}
+        self.addresses.update(gateway=f"127.0.0.1:{port}", payouts=f"127.0.0.1:{port + 1}")
+        self.containers = [
+            ServiceContainer(cls, {**config, "WEB_SERVER_ADDRESS": self.addresses[name]})
+            for name, cls in SERVICE_CLASSES.items()]
+
+    def start(self) -> None:
+        for container in self.containers:
+            container.start()
+
+    def stop(self) -> None:
+        for container in reversed(self.containers):
+            container.stop()
+
+    def wait(self) -> None:
+        """Until any container stops or dies (then stop the rest, like nameko's runner)."""
+        import eventlet
+        from eventlet.event import Event
+
+        finished = Event()
+
+        def watch(container: Any) -> None:
+            try:
+                container.wait()
+            finally:
+                if not finished.ready():
+                    finished.send(container.service_name)
+
+        for container in self.containers:
+            eventlet.spawn_n(watch, container)
+        finished.wait()
+        self.stop()
 
 
 def migrate_all(config: dict[str, Any]) -> None:
