@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.listings.service import ListingsService
 from services.orders.events import OrderDelivered, OrderPlaced
 from services.payouts.service import PayoutsService
 from shared.caller import Role
+from shared.values import Standard
 from tests.helpers import eventually, lot_input, rpc_as, validity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +84,9 @@ def test_a_delivery_event_received_twice_creates_one_obligation(
     order_id = str(uuid.uuid4())
     event = OrderDelivered(
         order_id=order_id, buyer_id="refinery-1", listing_id=str(uuid.uuid4()),
-        producer_id=str(uuid.uuid4()), standard="FAIRMINED", ordered_fine_weight="100.000",
+        producer_id=str(uuid.uuid4()), standard=Standard.FAIRMINED, ordered_fine_weight="100.000",
         received_gross_weight="110.000", received_fineness="910.0",
-        delivered_fine_weight="100.100", delivered_on="2026-11-02")
+        delivered_fine_weight="100.100", delivered_on=date(2026, 11, 2))
     dispatch = event_dispatcher(veta_config)
     for _ in range(2):
         with entrypoint_waiter(payouts, "on_order_delivered"):
