@@ -27,6 +27,7 @@ from gateway.auth import Authenticator, TokenSettings, Unauthenticated
 from gateway.context import RequestContext
 from gateway.schema import schema
 from shared.caller import CALLER_CONTEXT_KEY, Caller
+from shared.observability import Operations, bind
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def refusal(code: str, message: str, status: int) -> Response:
                          status)
 
 
-class GatewayService:
+class GatewayService(Operations):
     name = "gateway"
 
     certification = RpcProxy("certification")
@@ -96,6 +97,7 @@ class GatewayService:
 
         correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
         self.call_context["correlation_id"] = correlation_id
+        bind(correlation_id=correlation_id)
         if caller is not None:
             self.call_context[CALLER_CONTEXT_KEY] = caller.context()
         context = RequestContext(caller, {

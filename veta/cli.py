@@ -12,7 +12,6 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -183,9 +182,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("alembic.runtime.plugins", "kombu.mixins", "kombu.connection"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import os
+
+    from shared.observability import configure_logging
+
+    configure_logging(json_lines=os.environ.get("VETA_LOG_FORMAT") == "json")
     args = parser().parse_args(argv)
     args.handler(args)
 
