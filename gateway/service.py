@@ -13,9 +13,7 @@ import uuid
 from importlib import resources
 from typing import Any
 
-from graphene.validation import depth_limit_validator
 from graphql import ExecutionResult, GraphQLError, execute, parse, validate
-from graphql.validation import specified_rules
 from nameko.containers import WorkerContext
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
@@ -23,6 +21,7 @@ from nameko.rpc import RpcProxy
 from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
+from gateway import limits
 from gateway.auth import Authenticator, TokenSettings, Unauthenticated
 from gateway.context import RequestContext
 from gateway.schema import schema
@@ -32,8 +31,6 @@ from shared.observability import Operations, bind
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_DEPTH = 8
-RULES = (*specified_rules, depth_limit_validator(max_depth=MAX_DEPTH))
 GRAPHIQL = resources.files("gateway").joinpath("graphiql.html").read_text()
 
 
@@ -122,7 +119,10 @@ class GatewayService(Operations):
             document = parse(query)
         except GraphQLError as exc:
             return ExecutionResult(data=None, errors=[exc])
-        errors = validate(schema.graphql_schema, document, RULES)
+        graphql_config = self.config.get("GRAPHQL") or {}
+        errors = validate(schema.graphql_schema, document, limits.rules(
+            variables, introspection=graphql_config.get("introspection", True),
+            max_cost=int(graphql_config.get("max_cost", limits.MAX_COST))))
         if errors:
             return ExecutionResult(data=None, errors=errors)
         result = execute(schema.graphql_schema, document, context_value=context,

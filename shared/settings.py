@@ -41,4 +41,8 @@ def nameko_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "webhook_secret": env.get("VETA_STRIPE_WEBHOOK_SECRET"),
         },
         "RPC_TIMEOUT": float(env.get("VETA_RPC_TIMEOUT", "10")),
+        "GRAPHQL": {
+            "introspection": env.get("VETA_GRAPHQL_INTROSPECTION", "true").lower() != "false",
+            "max_cost": int(env.get("VETA_GRAPHQL_MAX_COST", "5000")),
+        },
     }
