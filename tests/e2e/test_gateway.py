@@ -138,7 +138,8 @@ def test_production_tokens_are_verified_against_the_issuers_keys(
     assert ok.json()["data"]["me"] == {"role": "FINANCE", "subject": "ana"}
     for refused in (signed(aud="someone-else"), signed(exp=int(time.time()) - 10),
                     signed(iss="https://evil.example"),
-                    jwt.encode({"sub": "x"}, "a-shared-secret-that-is-long-enough-for-hs256", algorithm="HS256")):
+                    jwt.encode({"sub": "x"}, "a-shared-secret-long-enough-for-hs256",
+                               algorithm="HS256")):
         response = client.post("{ me { role } }", bearer=refused)
         assert response.status_code == 401
         assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
