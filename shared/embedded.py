@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu.transport import memory
 from nameko.rpc import Responder
 
 MEMORY_TRANSPORT_OPTIONS = {"polling_interval": 0.01}
@@ -28,3 +29,6 @@ def _send_response(self: Responder, result: Any, exc_info: Any) -> Any:
 def use_memory_transport() -> None:
     """Make nameko's RPC work over memory://. Idempotent; harmless over real AMQP."""
     Responder.send_response = _send_response
+    # nameko's standalone RPC proxy ignores TRANSPORT_OPTIONS, so its replies would wait
+    # out kombu's default one-second poll: make the short interval the transport's default.
+    memory.Transport.polling_interval = MEMORY_TRANSPORT_OPTIONS["polling_interval"]

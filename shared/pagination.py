@@ -16,15 +16,25 @@ def encode_cursor(at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR_LENGTH = 1000
+
+
 def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if not cursor:
         return None
+    refusal = InvalidInput("not a cursor this API gave out", field="after")
+    # A cursor is ours or it is refused: short, a list of two strings, a valid timestamp.
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise refusal
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(row_id)
-    except (ValueError, TypeError):
-        raise InvalidInput("not a cursor this API gave out", field="after") from None
+        decoded = json.loads(raw)
+        if not (isinstance(decoded, list) and len(decoded) == 2
+                and all(isinstance(part, str) for part in decoded)):
+            raise refusal
+        return datetime.fromisoformat(decoded[0]), decoded[1]
+    except (ValueError, TypeError, RecursionError):
+        raise refusal from None
 
 
 def page_size(first: int | None) -> int:
