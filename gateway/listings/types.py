@@ -8,7 +8,7 @@ import graphene
 
 from gateway.certification.types import CertificationStatus, Producer, Standard
 from gateway.context import context
-from gateway.scalars import DateTime, Weight
+from gateway.scalars import Date, DateTime, Weight
 
 
 class LotForm(graphene.Enum):
@@ -27,6 +27,18 @@ class LotStatus(graphene.Enum):
     SUSPENDED = "SUSPENDED"
 
 
+class ListingSort(graphene.Enum):
+    NEWEST = "NEWEST"
+    FINENESS = "FINENESS"
+    AVAILABLE_WEIGHT = "AVAILABLE_WEIGHT"
+
+    @property
+    def description(self) -> str:
+        return {"NEWEST": "Most recently listed first",
+                "FINENESS": "Highest fineness first",
+                "AVAILABLE_WEIGHT": "Most fine gold available first"}[self.name]
+
+
 class MineSite(graphene.ObjectType):
     name = graphene.String(required=True)
     region = graphene.String(required=True)
@@ -40,6 +52,7 @@ class Listing(graphene.ObjectType):
 
     id = graphene.ID(required=True)
     producer = graphene.Field(Producer)
+    producer_name = graphene.String(required=True)
     certification_status = graphene.Field(
         CertificationStatus,
         description="The producer's status today for the standard this lot claims.")
@@ -52,8 +65,17 @@ class Listing(graphene.ObjectType):
     mine_site = graphene.Field(MineSite, required=True)
     mercury_free = graphene.Boolean(required=True)
     assay_reference = graphene.String(required=True)
+    assay_lab = graphene.String()
+    extraction_from = Date()
+    extraction_until = Date()
+    export_permit = graphene.String(description="Export permit reference, if any")
+    price_basis_permille = graphene.Int(
+        required=True,
+        description="Asking price against the LBMA price of the day, in per mille: -30 is "
+                    "LBMA less 3.0%. Fairmined lots never go below -50 (95% of LBMA).")
     status = graphene.Field(LotStatus, required=True)
     created_at = DateTime(required=True)
+    updated_at = DateTime()
 
     @staticmethod
     def resolve_producer(lot: dict[str, Any], info: Any) -> Any:

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from datetime import date
 
+from pydantic import BaseModel, ConfigDict
+
 from shared.events import Event
 from shared.values import Standard
+
+
+class MineSiteFacts(BaseModel):
+    """A producer's mine site as events carry it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str
+    municipality: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+    mineral: str = "gold"
 
 
 class CertificationEvent(Event):
@@ -20,6 +34,8 @@ class ProducerRegistered(CertificationEvent):
     name: str
     country: str
     region: str
+    mine_sites: list[MineSiteFacts] = []
+    version: int = 1
 
 
 class CertificationGranted(CertificationEvent):
@@ -32,6 +48,11 @@ class CertificationGranted(CertificationEvent):
     certificate_number: str
     valid_from: date
     valid_until: date
+    certifier: str | None = None
+    scope: list[str] = []
+    """Mine-site names covered; empty covers every site of the producer."""
+    version: int = 1
+    """The certificate's version: each later change of its status carries a higher one."""
 
 
 class ProducerUpdated(CertificationEvent):
@@ -42,6 +63,9 @@ class ProducerUpdated(CertificationEvent):
     name: str
     country: str
     region: str
+    mine_sites: list[MineSiteFacts] = []
+    version: int | None = None
+    """Increases with every change of the producer: consumers keep the highest they saw."""
 
 
 class CertificationChanged(CertificationEvent):
@@ -51,6 +75,13 @@ class CertificationChanged(CertificationEvent):
     producer_id: str
     standard: Standard
     reason: str | None = None
+    version: int | None = None
+    """The certificate's version after this change: apply a change only if it is newer."""
+    certificate_number: str | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+    scope: list[str] | None = None
+    actor: str | None = None
 
 
 class CertificationSuspended(CertificationChanged):
