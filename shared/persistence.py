@@ -28,6 +28,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -112,6 +113,35 @@ class UnitOfWork:
             event_id=str(event.event_id), event_type=event.type, payload=event.envelope(),
             created_at=event.occurred_at, attempts=0,
         ))
+        self.raised.append(event)
+        return event
+
+    def raise_events(self, events: list[Event]) -> list[Event]:
+        """Record many events in the outbox with one statement (a cascade raises hundreds)."""
+        stamped = [e if e.correlation_id is not None or self.correlation_id is None
+                   else e.model_copy(update={"correlation_id": self.correlation_id})
+                   for e in events]
+        if stamped:
+            self.session.execute(insert(self.tables.outbox), [
+                {"event_id": str(e.event_id), "event_type": e.type, "payload": e.envelope(),
+                 "created_at": e.occurred_at, "attempts": 0} for e in stamped])
+        self.raised.extend(stamped)
+        return stamped
+
+    def publish_again(self, event: Event) -> Event:
+        """Queue an event raised earlier to be published once more, under its own event_id.
+
+        Consumers record the event ids they applied, so one that already acted on it skips
+        it, and one that never got it (a queue that did not exist yet, a message lost or
+        dead-lettered) acts on it now: asking again can never be taken as a second request.
+        An outbox row that was cleaned away is written anew.
+        """
+        outbox = self.tables.outbox
+        queued = self.session.execute(
+            update(outbox).where(outbox.c.event_id == str(event.event_id))
+            .values(sent_at=None, attempts=outbox.c.attempts + 1))
+        if queued.rowcount == 0:  # type: ignore[attr-defined]
+            return self.raise_event(event)
         self.raised.append(event)
         return event
 

@@ -9,17 +9,37 @@ import graphene
 from gateway.certification.types import Standard
 from gateway.context import context
 from gateway.listings.types import Listing
-from gateway.scalars import DateTime, Weight
+from gateway.scalars import Date, DateTime, Weight
 
 
 class OrderStatus(graphene.Enum):
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
     REJECTED = "REJECTED"
+    ON_HOLD = "ON_HOLD"
     SHIPPED = "SHIPPED"
     DELIVERED = "DELIVERED"
     SETTLED = "SETTLED"
     CANCELLED = "CANCELLED"
+
+
+class OrderParty(graphene.Enum):
+    """Who ended an order: the buyer cancelled it, or the producer declined it."""
+
+    BUYER = "BUYER"
+    PRODUCER = "PRODUCER"
+
+
+class LbmaFixing(graphene.Enum):
+    AM = "AM"
+    PM = "PM"
+
+
+class PriceBasis(graphene.ObjectType):
+    """The agreed price: a share of an LBMA gold fixing on the delivery date."""
+
+    percent_of_lbma = graphene.String(required=True, description="e.g. \"98.50\"")
+    fixing = graphene.Field(LbmaFixing, required=True)
 
 
 class OrderTransition(graphene.ObjectType):
@@ -27,6 +47,7 @@ class OrderTransition(graphene.ObjectType):
     to_status = graphene.Field(OrderStatus, required=True)
     actor = graphene.String(required=True)
     at = DateTime(required=True)
+    reason = graphene.String()
 
     @staticmethod
     def resolve_from_status(step: dict[str, Any], _info: Any) -> str | None:
@@ -45,13 +66,18 @@ class Order(graphene.ObjectType):
     standard = graphene.Field(Standard)
     status = graphene.Field(OrderStatus, required=True)
     fine_weight = graphene.Field(Weight, required=True, description="Fine gold ordered")
-    reason = graphene.String(description="Why it was rejected, declined or cancelled")
-    shipment_reference = graphene.String()
+    reason = graphene.String(description="Why it was rejected, declined, cancelled or held")
+    price_basis = graphene.Field(PriceBasis, description="None until a price is agreed")
+    cancelled_by = graphene.Field(OrderParty)
+    shipment_reference = graphene.String(description="The carrier's tracking reference")
+    carrier = graphene.String()
+    export_permit = graphene.String()
     received_gross_weight = graphene.Field(Weight)
     received_fineness = graphene.String()
     delivered_fine_weight = graphene.Field(Weight)
     delivery_difference = graphene.Field(
         Weight, description="Delivered minus ordered fine weight (negative if short)")
+    delivered_on = Date()
     history = graphene.List(graphene.NonNull(OrderTransition), required=True)
     created_at = DateTime(required=True)
     updated_at = DateTime(required=True)

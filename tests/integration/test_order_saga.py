@@ -14,7 +14,7 @@ from services.listings.service import ListingsService
 from services.orders.service import OrdersService
 from services.payouts.service import PayoutsService
 from shared.caller import Role
-from shared.errors import Forbidden, InvalidInput
+from shared.errors import Conflict, InvalidInput
 from tests.helpers import lot_input, rpc_as, validity
 
 
@@ -55,7 +55,7 @@ def test_listing_is_refused_until_listings_hears_of_the_certificate(
         producer = rpc.certification.register_producer(
             {"name": "Cooperativa Sin Sello", "country": "PE", "region": "Puno"})
     with rpc_as(veta_config, Role.PRODUCER, producer["id"]) as rpc, \
-            pytest.raises(Forbidden) as refused:
+            pytest.raises(Conflict) as refused:
         rpc.listings.publish_listing(lot_input(producer["id"]))
     assert refused.value.field == "standard"
 

@@ -1,0 +1,1 @@
+"""Sourcing commitments in the GraphQL schema: a buyer's promise to source gold, and progress."""
