@@ -199,6 +199,16 @@ class Delivery(NamedTuple):
     attempt: int
 
 
+class Handled(NamedTuple):
+    """One API request that reached an endpoint (`StripeLocal.requests`), in order."""
+
+    method: str
+    path: str
+    idempotency_key: str | None
+    replayed: bool
+    status: int
+
+
 class _Drop(Exception):
     """Close the client connection without a response."""
 
@@ -275,6 +285,7 @@ class StripeLocal:
         self.clock: Callable[[], int] = lambda: int(time.time())
         self.url = ""
         self.deliveries: list[Delivery] = []
+        self.requests: list[Handled] = []  # every API request executed or replayed
         self._lock = threading.RLock()
         self._api_keys = {api_key}
         self._webhook_urls = list(webhook_urls or [])
@@ -414,11 +425,13 @@ class StripeLocal:
                                        after=after_execution))
 
     def delay_next(self, path: str, seconds: float, times: int = 1, *,
-                   method: str | None = None) -> None:
-        """Hold the next `times` requests matching `path` for `seconds` before handling them."""
+                   method: str | None = None, after_execution: bool = False) -> None:
+        """Hold the next `times` requests matching `path` for `seconds` before handling them
+        (or, with `after_execution=True`, after executing and saving them, before answering:
+        the window in which a client can die with the work done and no reply read)."""
         with self._lock:
             self._faults.append(_Fault(path, method and method.upper(), times, "delay",
-                                       delay=seconds))
+                                       after=after_execution, delay=seconds))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -439,13 +452,16 @@ class StripeLocal:
         return {url: self._post_event(event_id, url, attempt=1) for url in urls}
 
     def balance_change_csv(self, created_gte: int | None = None, created_lt: int | None = None,
-                           *, metadata_keys: Sequence[str] = ("obligation_id",)) -> str:
+                           *, metadata_keys: Sequence[str] = ("obligation_id",),
+                           payment_metadata_keys: Sequence[str] = ()) -> str:
         """The platform's itemised balance changes, oldest first, in the columns of Stripe's
-        balance_change_from_activity.itemized.3 plus connected_account and
-        `transfer_metadata[<key>]`; amounts in decimal major units."""
+        balance_change_from_activity.itemized.3 plus connected_account,
+        `transfer_metadata[<key>]` and (if asked) `payment_metadata[<key>]` (a charge's);
+        amounts in decimal major units."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*REPORT_COLUMNS, *(f"transfer_metadata[{k}]" for k in metadata_keys)])
+        writer.writerow([*REPORT_COLUMNS, *(f"transfer_metadata[{k}]" for k in metadata_keys),
+                         *(f"payment_metadata[{k}]" for k in payment_metadata_keys)])
         with self._lock:
             rows = [bt for bt in self._all("balance_transaction") if bt["_account"] is None
                     and (created_gte is None or bt["created"] >= created_gte)
@@ -463,6 +479,8 @@ class StripeLocal:
                     _major(charge["amount"], cur) if charge else "", cur if charge else "", "",
                     transfer["destination"] if transfer else "",
                     *(transfer["metadata"].get(k, "") if transfer else "" for k in metadata_keys),
+                    *(charge["metadata"].get(k, "") if charge else ""
+                      for k in payment_metadata_keys),
                 ])
         return out.getvalue()
 
@@ -593,7 +611,7 @@ class StripeLocal:
         if key:
             headers["Idempotency-Key"] = key
         fault = self._take_fault(path, method)
-        if fault and fault.error == "delay":
+        if fault and fault.error == "delay" and not fault.after:
             time.sleep(fault.delay)
         elif fault and fault.error == "network" and not fault.after:
             raise _Drop()
@@ -607,7 +625,11 @@ class StripeLocal:
         status, body, replayed = self._execute(method, path, pairs, ctx)
         if replayed:
             headers.update({"Idempotent-Replayed": "true", "Original-Request": replayed})
-        if fault and fault.after:  # executed and saved, but the client never hears about it
+        with self._lock:
+            self.requests.append(Handled(method, path, key, bool(replayed), status))
+        if fault and fault.error == "delay" and fault.after:
+            time.sleep(fault.delay)
+        elif fault and fault.after:  # executed and saved, but the client never hears about it
             if fault.error == "network":
                 raise _Drop()
             status = 500

@@ -1,0 +1,306 @@
+"""Moving money: collect a premium from the buyer, transfer it to the cooperative, reverse it.
+
+Each step commits its intent before calling Stripe and records Stripe's answer in a second
+unit of work, so a crash between the two leaves a SUBMITTED obligation that the sweep finds
+and finishes by sending the same request under the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from services.payouts import domain, store
+from services.payouts.config import PayoutSettings
+from services.payouts.domain import Change, Obligation, ObligationStatus
+from services.payouts.events import (
+    PremiumApproved,
+    PremiumEvent,
+    PremiumFunded,
+    PremiumHoldPlaced,
+    PremiumPaymentFailed,
+    PremiumReleased,
+    PremiumReversed,
+    PremiumTransferred,
+)
+from services.payouts.stripe_api import StripeAccess, refusal, timestamp
+from shared.errors import Conflict, NotFound
+from shared.persistence import ServiceDatabase, UnitOfWork
+from shared.values import format_money
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def premium_event(cls: type[PremiumEvent], ob: Obligation, **facts: Any) -> PremiumEvent:
+    return cls(obligation_id=ob.id, order_id=ob.order_id, producer_id=ob.producer_id,
+               standard=ob.standard, amount=format_money(ob.amount_cents),
+               currency=ob.currency, **facts)
+
+
+def announce(uow: UnitOfWork, ob: Obligation, change: Change | None) -> None:
+    """Raise the event a change stands for, if it is one the other services hear of."""
+    if change is None:
+        return
+    if change.action == "FUNDED" and change.to_status is ObligationStatus.FUNDED:
+        uow.raise_event(premium_event(PremiumFunded, ob,
+                                      payment_intent_id=ob.payment_intent_id or ""))
+    elif change.action == "APPROVED":
+        uow.raise_event(premium_event(PremiumApproved, ob, approved_by=list(ob.approvals)))
+    elif change.action == "PAID":
+        uow.raise_event(premium_event(PremiumTransferred, ob, transfer_id=ob.transfer_id or ""))
+    elif change.action in ("FUNDING_FAILED", "TRANSFER_FAILED"):
+        uow.raise_event(premium_event(
+            PremiumPaymentFailed, ob, stage=str(ob.failure_stage), code=ob.failure_code or "",
+            reason=ob.failure_message or "", retryable=ob.retryable))
+    elif change.action == "REVERSED":
+        uow.raise_event(premium_event(PremiumReversed, ob, transfer_id=ob.transfer_id or "",
+                                      amount_reversed=format_money(ob.reversed_cents)))
+    elif change.action == "HELD":
+        uow.raise_event(premium_event(PremiumHoldPlaced, ob, reason=change.reason or ""))
+    elif change.action in ("HOLD_LIFTED", "HOLD_RELEASED"):
+        uow.raise_event(premium_event(PremiumReleased, ob, reason=change.reason or "",
+                                      released_by=change.actor))
+
+
+def save(uow: UnitOfWork, row: store.ObligationRow, ob: Obligation, at: datetime,
+         *changes: Change | None) -> None:
+    row.update_from(ob, at)
+    store.record_changes(uow.session, list(changes))
+    for change in changes:
+        announce(uow, ob, change)
+
+
+# --- funding -----------------------------------------------------------------------------------
+
+def fund(db: ServiceDatabase, access: StripeAccess, obligation_id: str, now: Clock) -> None:
+    """Ask the buyer's payment for the premium: a PaymentIntent per order (transfer_group =
+    the order), confirmed off-session with the buyer's saved payment method if there is one,
+    or left for the buyer to pay. Success arrives as payment_intent.succeeded."""
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None or row.status != ObligationStatus.CALCULATED:
+            return
+        funding = uow.session.get(store.FundingRow, row.buyer_id)
+        payment_method = funding.payment_method if funding else None
+        existing, attempt = row.payment_intent_id, row.funding_attempts + 1
+        params: dict[str, Any] = {
+            "amount": row.amount_cents, "currency": row.currency.lower(),
+            "transfer_group": row.order_id,
+            "description": f"Certification premium ({row.standard}) on order {row.order_id}",
+            "metadata": {"obligation_id": row.id, "order_id": row.order_id,
+                         "buyer_id": row.buyer_id, "producer_id": row.producer_id}}
+        if funding and funding.customer_id:
+            params["customer"] = funding.customer_id
+        if payment_method:
+            params.update(payment_method=payment_method, confirm=True, off_session=True)
+        if existing:
+            if not payment_method:
+                return  # the buyer pays the open intent themselves
+            row.funding_attempts = attempt
+    try:
+        if existing:
+            intent = access.api.confirm_payment_intent(
+                existing, payment_method, domain.funding_confirm_key(obligation_id, attempt))
+        else:
+            intent = access.api.create_payment_intent(params, domain.funding_key(obligation_id))
+    except stripe.CardError as declined:
+        intent_id = _intent_of(declined) or existing
+        _record_funding(db, obligation_id, intent_id, now(), declined.code or "card_declined",
+                        declined.user_message or str(declined))
+        return
+    except Exception as error:  # recorded below when definitive; otherwise the sweep retries
+        why = refusal(error)
+        log.warning("funding %s: %s %s", obligation_id, why.code, why.message)
+        if why.definitive:
+            _record_funding(db, obligation_id, existing, now(), why.code, why.message)
+        return
+    _record_funding(db, obligation_id, str(intent["id"]), now(), None, None)
+
+
+def _intent_of(error: stripe.CardError) -> str | None:
+    body: dict[str, Any] = error.json_body if isinstance(error.json_body, dict) else {}
+    intent = (body.get("error") or {}).get("payment_intent") or {}
+    return intent.get("id") if isinstance(intent, dict) else None
+
+
+def _record_funding(db: ServiceDatabase, obligation_id: str, intent_id: str | None,
+                    at: datetime, code: str | None, message: str | None) -> None:
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None:
+            return
+        ob = row.to_domain()
+        if intent_id and not ob.payment_intent_id:
+            ob.record_payment_intent(intent_id)
+        change = ob.funding_failed(code, message or "", at) if code else None
+        save(uow, row, ob, at, change)
+
+
+# --- transfers ---------------------------------------------------------------------------------
+
+def transfer(db: ServiceDatabase, access: StripeAccess, settings: PayoutSettings,
+             obligation_id: str, now: Clock) -> None:
+    """Claim, send, record. Safe to call from any number of replicas at once."""
+    claimed = _claim(db, settings, obligation_id, now())
+    if claimed is None:
+        return
+    ob, resend = claimed
+    try:
+        made = None
+        if ob.attempt > 1 and not resend:
+            # A new key is about to be used: make sure no earlier key made a transfer.
+            found = access.api.transfers_of(ob.order_id, ob.id)
+            made = found[0] if found else None
+        if made is None:
+            made = access.api.create_transfer(_transfer_params(ob),
+                                              domain.transfer_key(ob.id, ob.attempt))
+    except Exception as error:  # every outcome is recorded, none lost
+        _record_refusal(db, settings, obligation_id, refusal(error), now())
+        return
+    confirm_transfer(db, obligation_id, made, now(), actor="payouts")
+
+
+def _transfer_params(ob: Obligation) -> dict[str, Any]:
+    """Built only from what the obligation stored at its claim, so that a re-send under the
+    same key is byte-for-byte the same request (Stripe refuses a key reused otherwise)."""
+    return {"amount": ob.amount_cents, "currency": ob.currency.lower(),
+            "destination": ob.destination, "transfer_group": ob.order_id,
+            "description": f"Certification premium ({ob.standard}) on order {ob.order_id}",
+            "metadata": {"obligation_id": ob.id, "order_id": ob.order_id,
+                         "producer_id": ob.producer_id}}
+
+
+def _claim(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
+           at: datetime) -> tuple[Obligation, bool] | None:
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None:
+            return None
+        ob = row.to_domain()
+        if ob.status is ObligationStatus.SUBMITTED:
+            if ob.lease_until is not None and ob.lease_until > at:
+                return None  # someone else is sending it right now
+            ob.renew_lease(at, settings.lease)
+            save(uow, row, ob, at)
+            return ob, True
+        due = ob.status is ObligationStatus.APPROVED or (
+            ob.status is ObligationStatus.FAILED and ob.retryable
+            and ob.failure_stage is domain.FailureStage.TRANSFER
+            and (ob.next_attempt_at is None or ob.next_attempt_at <= at))
+        if not due:
+            return None
+        account = store.account_of(uow.session, ob.producer_id)
+        if account is None or not account.transfers_active:
+            wait = domain.backoff(ob.failures + 1, settings.retry_base_seconds,
+                                  settings.retry_cap_seconds)
+            save(uow, row, ob, at, ob.wait_for_account(at, wait))
+            return None
+        change = ob.submit(account.stripe_account_id, at, settings.lease)
+        save(uow, row, ob, at, change)
+        return ob, False
+
+
+def _record_refusal(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
+                    why: Any, at: datetime) -> None:
+    log.warning("transfer for %s: %s (%s) %s", obligation_id, why.code,
+                "definitive" if why.definitive else "unanswered", why.message)
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None or row.status != ObligationStatus.SUBMITTED:
+            return
+        ob = row.to_domain()
+        wait = domain.backoff(ob.failures + 1, settings.retry_base_seconds,
+                              settings.retry_cap_seconds)
+        if why.definitive:
+            change = ob.transfer_failed(why.code, why.message, why.retryable, at, wait)
+        else:
+            change = ob.transfer_unanswered(why.code, why.message, at, wait)
+        save(uow, row, ob, at, change)
+
+
+def confirm_transfer(db: ServiceDatabase, obligation_id: str, made: dict[str, Any],
+                     at: datetime, actor: str) -> None:
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None:
+            return
+        apply_transfer(uow, row, made, at, actor)
+
+
+def apply_transfer(uow: UnitOfWork, row: store.ObligationRow, made: dict[str, Any],
+                   at: datetime, actor: str) -> None:
+    ob = row.to_domain()
+    created = timestamp(made.get("created")) or at
+    try:
+        change = ob.transfer_created(str(made["id"]), created, at, actor=actor)
+    except Conflict:
+        # A second transfer for one obligation: keep the first, let reconciliation show it.
+        log.error("obligation %s: Stripe reports a second transfer %s", ob.id, made["id"])
+        return
+    save(uow, row, ob, at, change)
+    if made.get("amount_reversed"):
+        apply_reversals(uow, row, made, at)
+
+
+def apply_reversals(uow: UnitOfWork, row: store.ObligationRow, made: dict[str, Any],
+                    at: datetime) -> None:
+    """Record the reversals a transfer object lists and its running total."""
+    for reversal in (made.get("reversals") or {}).get("data") or []:
+        if uow.session.get(store.ReversalRow, reversal["id"]) is None:
+            uow.session.add(store.ReversalRow(
+                id=reversal["id"], obligation_id=row.id, transfer_id=str(made["id"]),
+                amount_cents=int(reversal["amount"]), currency=str(reversal["currency"]),
+                created_at=timestamp(reversal.get("created")) or at))
+    ob = row.to_domain()
+    save(uow, row, ob, at, ob.reversed(int(made.get("amount_reversed") or 0), at))
+
+
+def reverse(db: ServiceDatabase, access: StripeAccess, obligation_id: str,
+            amount_cents: int | None, actor: str, reason: str, now: Clock) -> None:
+    """Take some or all of a paid premium back from the cooperative's account."""
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None:
+            raise NotFound("no such payout", field="payout_id")
+        ob = row.to_domain()
+        if ob.transfer_id is None or ob.status not in (ObligationStatus.PAID,
+                                                       ObligationStatus.REVERSED):
+            raise Conflict(f"a payout that is {ob.status} has no transfer to reverse",
+                           field="payout_id")
+        left = ob.amount_cents - ob.reversed_cents
+        amount = left if amount_cents is None else amount_cents
+        if not 0 < amount <= left:
+            raise Conflict(f"between 0.01 and {format_money(left)} can be reversed",
+                           field="amount")
+        key = domain.reversal_key(ob.id, ob.reversed_cents, amount)
+        transfer_id = ob.transfer_id
+    try:
+        made = access.api.create_reversal(transfer_id, amount, {
+            "obligation_id": obligation_id, "reason": reason[:500], "requested_by": actor}, key)
+    except Exception as error:
+        why = refusal(error)
+        again = "" if why.definitive else " (asking again cannot reverse it twice)"
+        raise Conflict(f"Stripe did not reverse it: {why.message}{again}",
+                       field="payout_id") from None
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        assert row is not None
+        at = now()
+        if uow.session.get(store.ReversalRow, made["id"]) is None:
+            uow.session.add(store.ReversalRow(
+                id=made["id"], obligation_id=row.id, transfer_id=transfer_id,
+                amount_cents=int(made["amount"]), currency=str(made["currency"]),
+                created_at=timestamp(made.get("created")) or at))
+        uow.session.flush()
+        ob = row.to_domain()
+        # From the recorded reversals: the webhook may have recorded this one already.
+        change = ob.reversed(store.reversed_total(uow.session, row.id), at, actor=actor)
+        if change is not None:
+            change = Change(change.obligation_id, change.action, change.from_status,
+                            change.to_status, actor, at, f"{change.reason} ({reason})")
+        save(uow, row, ob, at, change)
