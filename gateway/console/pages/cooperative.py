@@ -1,0 +1,193 @@
+"""A cooperative's pages: its certifications (warned before they expire), its lots, the
+orders for them with what it can do next, and the premiums it has earned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from gateway.console import api
+from gateway.console.i18n import decimal_input, to_decimal
+from gateway.console.pages.access import not_offered, refused
+from gateway.console.web import Visit
+
+EXPIRY_WARNING_DAYS = 30
+LOT_STATUSES = ["DRAFT", "PUBLISHED", "PARTIALLY_RESERVED", "SOLD_OUT", "WITHDRAWN",
+                "SUSPENDED"]
+
+COOPERATIVE = """
+query Cooperative($id: ID!) {
+  producer(id: $id) {
+    id name country region
+    certifications { id standard certificateNumber validFrom validUntil status validToday }
+  }
+  orders(first: 50) {
+    edges { node {
+      id status standard fineWeight { grams } shipmentReference reason createdAt
+      deliveredFineWeight { grams } listing { id form mineSite { name } }
+    } }
+  }
+  payouts(producerId: $id, first: 100) {
+    edges { node {
+      id orderId standard fineWeight { grams } amount { amount currency } status deliveredOn
+    } }
+    pageInfo { hasNextPage }
+  }
+}"""
+
+# Until the API filters lots by producer, a cooperative's own lots cannot be listed here.
+OWN_LOTS = """
+query OwnLots($filter: ListingFilter) {
+  listings(filter: $filter, first: 50) {
+    edges { node {
+      id standard form fineness status grossWeight { grams } fineWeight { grams }
+      availableFineWeight { grams } mineSite { name } createdAt
+    } }
+  }
+}"""
+
+PUBLISH = """
+mutation Publish($input: PublishListingInput!) {
+  publishListing(input: $input) { listing { id } errors { field code message } }
+}"""
+
+SHIP = """
+mutation Ship($input: MarkOrderShippedInput!) {
+  markOrderShipped(input: $input) { order { id status } errors { field code message } }
+}"""
+
+DECLINE = """
+mutation Decline($input: DeclineOrderInput!) {
+  declineOrder(input: $input) { order { id status } errors { field code message } }
+}"""
+
+WITHDRAW = """
+mutation Withdraw($input: WithdrawListingInput!) {
+  withdrawListing(input: $input) { listing { id status } errors { field code message } }
+}"""
+
+LOT_FIELDS = {"standard", "form", "grossWeight", "fineness", "mineSite.name", "mineSite.region",
+              "mineSite.country", "mineSite.latitude", "mineSite.longitude", "mercuryFree",
+              "assayReference"}
+
+
+def home(visit: Visit, errors: dict[str, dict[str, list[str]]] | None = None,
+         status: int = 200) -> Response:
+    if not visit.organisation:
+        return refused(visit, 403, "NO_ORGANISATION")
+    data = visit.api.query(COOPERATIVE, id=visit.organisation)
+    producer = data["producer"]
+    if producer is None:
+        return refused(visit, 404, "NOT_FOUND")
+    payouts = [edge["node"] for edge in data["payouts"]["edges"]]
+    return visit.render(
+        "cooperative/home.html", status=status, producer=producer,
+        warnings=expiry_warnings(producer["certifications"], date.today()),
+        lots=_own_lots(visit), orders=[edge["node"] for edge in data["orders"]["edges"]],
+        payouts=payouts, premiums=premium_totals(payouts),
+        more_payouts=data["payouts"]["pageInfo"]["hasNextPage"], errors=errors or {})
+
+
+def _own_lots(visit: Visit) -> list[dict[str, Any]] | None:
+    if not api.offers("ListingFilter", "producerId"):
+        return None
+    filter_: dict[str, Any] = {"producerId": visit.organisation}
+    if api.offers("ListingFilter", "status"):
+        filter_["status"] = LOT_STATUSES
+    data = visit.api.query(OWN_LOTS, filter=filter_)
+    return [edge["node"] for edge in data["listings"]["edges"]]
+
+
+def expiry_warnings(certifications: list[dict[str, Any]], today: date
+                    ) -> list[dict[str, Any]]:
+    """Certificates valid today that end within the warning period, soonest first."""
+    warnings = []
+    for certification in certifications:
+        until = date.fromisoformat(certification["validUntil"])
+        days = (until - today).days
+        if certification["validToday"] and 0 <= days <= EXPIRY_WARNING_DAYS:
+            warnings.append({**certification, "days": days})
+    return sorted(warnings, key=lambda warning: warning["days"])
+
+
+def premium_totals(payouts: list[dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+    """Earned, paid and pending premiums per currency (a reversed one was never earned)."""
+    totals: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: {"earned": Decimal(0), "paid": Decimal(0), "pending": Decimal(0)})
+    for payout in payouts:
+        amount = to_decimal(payout["amount"]["amount"]) or Decimal(0)
+        sums = totals[payout["amount"]["currency"]]
+        if payout["status"] == "REVERSED":
+            continue
+        sums["earned"] += amount
+        sums["paid" if payout["status"] == "PAID" else "pending"] += amount
+    return dict(totals)
+
+
+def new_lot(visit: Visit) -> Response:
+    if not visit.organisation:
+        return refused(visit, 403, "NO_ORGANISATION")
+    data = visit.api.query(COOPERATIVE, id=visit.organisation)
+    producer = data["producer"]
+    if producer is None:
+        return refused(visit, 404, "NOT_FOUND")
+    values = dict(visit.form) if visit.request.method == "POST" else {
+        "mineSite.country": producer["country"], "mineSite.region": producer["region"],
+        "form": "DORE", "mercuryFree": "on"}
+    held = [c["standard"] for c in producer["certifications"] if c["validToday"]]
+    if visit.request.method == "GET":
+        return visit.render("cooperative/lot_form.html", producer=producer, values=values,
+                            errors={}, general=[], held=held)
+    outcome = visit.api.mutate(PUBLISH, LOT_FIELDS, input=lot_input(visit.organisation, values))
+    if outcome.ok:
+        return visit.redirect(f"/lots/{outcome.result['id']}", flash="lot-published")
+    return visit.render("cooperative/lot_form.html", status=422, producer=producer,
+                        values=values, errors=outcome.by_field, general=outcome.general,
+                        held=held)
+
+
+def lot_input(producer_id: str, values: dict[str, str]) -> dict[str, Any]:
+    """The form's fields as PublishListingInput; empty coordinates are left out."""
+    site = {"name": values.get("mineSite.name", ""), "region": values.get("mineSite.region", ""),
+            "country": values.get("mineSite.country", "").strip().upper()}
+    for axis in ("latitude", "longitude"):
+        if values.get(f"mineSite.{axis}", "").strip():
+            site[axis] = decimal_input(values[f"mineSite.{axis}"])
+    return {"producerId": producer_id, "standard": values.get("standard", ""),
+            "form": values.get("form", ""),
+            "grossWeight": decimal_input(values.get("grossWeight", "")),
+            "fineness": decimal_input(values.get("fineness", "")), "mineSite": site,
+            "mercuryFree": values.get("mercuryFree") == "on",
+            "assayReference": values.get("assayReference", "")}
+
+
+def order_action(visit: Visit, order_id: str, action: str) -> Response:
+    if action == "ship":
+        outcome = visit.api.mutate(SHIP, {"shipmentReference"}, input={
+            "orderId": order_id,
+            "shipmentReference": visit.form.get("shipmentReference", "")})
+        flash = "order-shipped"
+    elif action == "decline" and api.offers_mutation("declineOrder"):
+        outcome = visit.api.mutate(DECLINE, {"reason"}, input={
+            "orderId": order_id, "reason": visit.form.get("reason", "")})
+        flash = "order-declined"
+    else:
+        return not_offered(visit)
+    if outcome.ok:
+        return visit.redirect("/cooperative#orders", flash=flash)
+    return home(visit, errors={order_id: {**outcome.by_field, "": outcome.general}},
+                status=422)
+
+
+def withdraw_lot(visit: Visit, lot_id: str) -> Response:
+    if not api.offers_mutation("withdrawListing"):
+        return not_offered(visit)
+    outcome = visit.api.mutate(WITHDRAW, set(), input={"listingId": lot_id})
+    if outcome.ok:
+        return visit.redirect("/cooperative#lots", flash="lot-withdrawn")
+    return home(visit, errors={lot_id: {"": outcome.general}}, status=422)

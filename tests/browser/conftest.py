@@ -1,0 +1,84 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright, against the whole
+system running in this process on PostgreSQL and RabbitMQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from gateway.service import GatewayService
+from services.certification.service import CertificationService
+from services.listings.service import ListingsService
+from services.orders.service import OrdersService
+from services.payouts.service import PayoutsService
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+class Console:
+    """The running system, seen from a browser: its address and the services' runners."""
+
+    def __init__(self, config: dict[str, Any], services: Any, browser: Browser) -> None:
+        self.config = config
+        self.url = f"http://{config['WEB_SERVER_ADDRESS']}"
+        self.services = services
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+
+    def context(self, locale: str = "en-GB", viewport: dict[str, int] | None = None
+                ) -> BrowserContext:
+        context = self.browser.new_context(locale=locale, viewport=viewport or DESKTOP)  # type: ignore[arg-type]
+        context.set_default_timeout(15_000)
+        self.contexts.append(context)
+        return context
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+    def sign_in(self, context: BrowserContext, token: str) -> Page:
+        page = context.new_page()
+        page.goto(f"{self.url}/sign-in")
+        page.fill("#token", token)
+        page.locator("main form button[type=submit]").click()
+        return page
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Playwright:
+    # Never stopped: under eventlet, stopping waits for the driver's exit on a hub that is
+    # not told of it. The driver ends when this process closes its pipe, at exit.
+    return sync_playwright().start()
+
+
+@pytest.fixture
+def console(runner_factory: Any, veta_config: dict[str, Any], playwright: Playwright
+            ) -> Iterator[Console]:
+    # The services get ports of their own (for their health probes): on the gateway's port
+    # the kernel would share connections out among every server bound to it.
+    services = runner_factory({**veta_config, "WEB_SERVER_ADDRESS": "127.0.0.1:0"},
+                              CertificationService, ListingsService, OrdersService,
+                              PayoutsService)
+    services.start()
+    runner_factory(veta_config, GatewayService).start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    console = Console(veta_config, services, browser)
+    yield console
+    # Closed while the system still runs, so that no connection is left to the web server.
+    console.close()
+    browser.close()
