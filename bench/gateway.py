@@ -80,6 +80,7 @@ def throwaway_system(port: int) -> Iterator[dict[str, Any]]:
         upgrade(service, url)
     config = {"AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{vhost}", "DATABASES": urls,
               "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "serializer": "json",
+              "WEB_SERVER_ADDRESSES": dict.fromkeys(SERVICES, "127.0.0.1:0"),
               "max_workers": 20, "JWT": {"secret": SECRET, "issuer": "veta", "audience": "veta"}}
     child = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(config)], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

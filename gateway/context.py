@@ -10,11 +10,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import eventlet
+from amqp.exceptions import ConnectionError as AMQPConnectionError
+from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.exceptions import UnknownService
 
 from gateway.errors import Refused, as_graphql_error, user_errors
 from shared.caller import Caller, Role
 from shared.errors import VetaError
+
+PRODUCER_LOTS = 20
+"""How many of each producer's newest lots the producer-lots loader fetches."""
 
 
 class Loader:
@@ -39,6 +44,12 @@ class Loader:
                 self.cache[key] = found.get(key)
         return self.cache[item_id]
 
+    def prime(self, items: Iterable[dict[str, Any]]) -> None:
+        """Cache items already fetched another way (a page of producers, say)."""
+        for item in items:
+            self.cache[item["id"]] = item
+            self.wanted.discard(item["id"])
+
 
 class RequestContext:
     def __init__(self, caller: Caller | None, proxies: dict[str, Any],
@@ -49,6 +60,12 @@ class RequestContext:
         self.rpc_calls = 0
         self.producers = Loader(lambda ids: self.call("certification", "get_producers", ids))
         self.listings = Loader(lambda ids: self.call("listings", "get_listings", ids))
+        # A producer's newest lots, for a whole page of producers in one call.
+        self.producer_lots = Loader(
+            lambda ids: self.call("listings", "lots_of_producers", ids, PRODUCER_LOTS))
+        self.orders = Loader(lambda ids: self.call("orders", "get_orders", ids))
+        self.commitments = Loader(lambda ids: self.call("orders", "get_commitments", ids))
+        self.obligations = Loader(lambda ids: self.call("payouts", "get_obligations", ids))
 
     def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a service, giving up with UNAVAILABLE rather than waiting forever."""
@@ -62,6 +79,10 @@ class RequestContext:
                 from None
         except UnknownService:
             raise Refused("UNAVAILABLE", f"the {service} service is not running") from None
+        except (OSError, KombuOperationalError, AMQPConnectionError):
+            # The broker itself is unreachable (stopped, restarting, network gone).
+            raise Refused("UNAVAILABLE", "the message broker is unreachable; try again") \
+                from None
 
     def require(self, *roles: Role) -> Caller:
         """The caller, if it holds one of `roles` (administrators hold them all)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphene.validation import depth_limit_validator
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -23,7 +22,6 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
     ValidationRule,
     VariableNode,
     get_named_type,
@@ -33,77 +31,116 @@ from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRul
 MAX_DEPTH = 8
 MAX_COST = 5000
 DEFAULT_PAGE = 20
+MAX_PAGE = 100
 
 
-def _page(field: FieldNode, variables: dict[str, Any]) -> int:
+def _page(field: FieldNode, variables: dict[str, Any]) -> Any:
+    """The page size a paginated field asks for (DEFAULT_PAGE when not given)."""
+    value: Any = DEFAULT_PAGE
     for argument in field.arguments or ():
         if argument.name.value != "first":
             continue
         if isinstance(argument.value, IntValueNode):
-            return int(argument.value.value)
-        if isinstance(argument.value, VariableNode):
-            value = variables.get(argument.value.name.value)
-            return value if isinstance(value, int) else DEFAULT_PAGE
-    return DEFAULT_PAGE
+            value = int(argument.value.value)
+        elif isinstance(argument.value, VariableNode):
+            value = variables.get(argument.value.name.value, DEFAULT_PAGE)
+    return DEFAULT_PAGE if value is None else value
 
 
-def selection_cost(parent: GraphQLNamedType | None, selection_set: SelectionSetNode | None,
-                   fragments: dict[str, FragmentDefinitionNode], schema: GraphQLSchema,
-                   variables: dict[str, Any], seen: frozenset[str] = frozenset()) -> int:
-    """What a selection costs: 1 per field, times the page size under a paginated field."""
-    if selection_set is None:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            definition = (parent.fields.get(selection.name.value)
-                          if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
-                          else None)
-            child = get_named_type(definition.type) if definition is not None else None
-            inner = selection_cost(child, selection.selection_set, fragments, schema,
-                                   variables, seen)
-            paginated = definition is not None and "first" in definition.args
-            total += 1 + (_page(selection, variables) if paginated else 1) * inner
-        elif isinstance(selection, InlineFragmentNode):
-            condition = (schema.get_type(selection.type_condition.name.value)
-                         if selection.type_condition else parent)
-            total += selection_cost(condition, selection.selection_set, fragments, schema,
-                                    variables, seen)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in seen:
-                fragment = fragments[name]
-                total += selection_cost(schema.get_type(fragment.type_condition.name.value),
-                                        fragment.selection_set, fragments, schema, variables,
-                                        seen | {name})
-    return total
+class Measure:
+    """Cost and depth of a document, each fragment measured once per type it is spread in.
+
+    Without the memo a "fragment bomb" (each fragment spreading the previous one twice)
+    costs exponential time to measure; with it, time grows with the document's size.
+    """
+
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
+                 variables: dict[str, Any]) -> None:
+        self.schema, self.fragments, self.variables = schema, fragments, variables
+        self.memo: dict[tuple[str, str], tuple[int, int]] = {}
+        self.open: set[str] = set()
+        self.bad_pages: list[str] = []
+
+    def page(self, node: FieldNode) -> int:
+        """A valid page size; one outside 1..100 is noted (and refused) and counts as 1, so
+        that a negative page can never pay for the rest of the query."""
+        value = _page(node, self.variables)
+        if isinstance(value, int) and 1 <= value <= MAX_PAGE:
+            return value
+        self.bad_pages.append(node.name.value)
+        return 1
+
+    def selection(self, parent: GraphQLNamedType | None,
+                  selection_set: SelectionSetNode | None) -> tuple[int, int]:
+        """(cost, depth) of a selection: 1 per field, times the page under a paginated one."""
+        if selection_set is None:
+            return 0, 0
+        cost = depth = 0
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                definition = (parent.fields.get(node.name.value)
+                              if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
+                              else None)
+                child = get_named_type(definition.type) if definition is not None else None
+                inner_cost, inner_depth = self.selection(child, node.selection_set)
+                paginated = definition is not None and "first" in definition.args
+                cost += 1 + (self.page(node) if paginated else 1) * inner_cost
+                if not node.name.value.startswith("__"):
+                    depth = max(depth, 1 + inner_depth if node.selection_set else 0)
+            elif isinstance(node, InlineFragmentNode):
+                condition = (self.schema.get_type(node.type_condition.name.value)
+                             if node.type_condition else parent)
+                inner_cost, inner_depth = self.selection(condition, node.selection_set)
+                cost, depth = cost + inner_cost, max(depth, inner_depth)
+            elif isinstance(node, FragmentSpreadNode):
+                inner_cost, inner_depth = self.spread(node.name.value)
+                cost, depth = cost + inner_cost, max(depth, inner_depth)
+        return cost, depth
+
+    def spread(self, name: str) -> tuple[int, int]:
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.open:  # unknown or cyclic: other rules say so
+            return 0, 0
+        key = (name, fragment.type_condition.name.value)
+        if key not in self.memo:
+            self.open.add(name)
+            self.memo[key] = self.selection(self.schema.get_type(key[1]),
+                                            fragment.selection_set)
+            self.open.discard(name)
+        return self.memo[key]
 
 
-def cost_limit(max_cost: int, variables: dict[str, Any]) -> type[ValidationRule]:
-    class CostLimit(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.fragments = {d.name.value: d for d in context.document.definitions
-                              if isinstance(d, FragmentDefinitionNode)}
-
+def limits(max_cost: int, max_depth: int, variables: dict[str, Any]
+           ) -> type[ValidationRule]:
+    class Limits(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode,
                                        *_args: Any) -> None:
             schema = self.context.schema
-            root = schema.get_root_type(node.operation)
-            cost = selection_cost(root, node.selection_set, self.fragments, schema, variables)
+            fragments = {d.name.value: d for d in self.context.document.definitions
+                         if isinstance(d, FragmentDefinitionNode)}
+            measure = Measure(schema, fragments, variables)
+            cost, depth = measure.selection(schema.get_root_type(node.operation),
+                                            node.selection_set)
+            for field in dict.fromkeys(measure.bad_pages):
+                self.report_error(GraphQLError(
+                    f"first must be between 1 and {MAX_PAGE} on {field}", node,
+                    extensions={"code": "BAD_USER_INPUT", "field": "first"}))
+            if depth > max_depth:
+                self.report_error(GraphQLError(
+                    f"this query is {depth} levels deep, beyond the limit of {max_depth}",
+                    node, extensions={"code": "BAD_USER_INPUT", "depth": depth}))
             if cost > max_cost:
                 self.report_error(GraphQLError(
                     f"this query would cost {cost}, above the limit of {max_cost}; "
                     "ask for fewer items or fewer fields", node,
                     extensions={"code": "BAD_USER_INPUT", "cost": cost}))
 
-    return CostLimit
+    return Limits
 
 
 def rules(variables: dict[str, Any], *, introspection: bool = True,
           max_cost: int = MAX_COST) -> tuple[type[ASTValidationRule], ...]:
-    extra: list[type[ASTValidationRule]] = [depth_limit_validator(max_depth=MAX_DEPTH),
-                                         cost_limit(max_cost, variables)]
+    extra: list[type[ASTValidationRule]] = [limits(max_cost, MAX_DEPTH, variables)]
     if not introspection:
         extra.append(NoSchemaIntrospectionCustomRule)
     return (*specified_rules, *extra)

@@ -7,6 +7,7 @@ from typing import Any
 import graphene
 
 from gateway.certification import schema as certification
+from gateway.commitments import schema as commitments
 from gateway.context import context
 from gateway.listings import schema as listings
 from gateway.orders import schema as orders
@@ -27,8 +28,8 @@ class Me(graphene.ObjectType):
     organisation = graphene.ID(description="The producer or buyer this account acts for")
 
 
-class Query(certification.Query, listings.Query, orders.Query, payouts.Query,
-            graphene.ObjectType):
+class Query(certification.Query, listings.Query, orders.Query, commitments.Query,
+            payouts.Query, graphene.ObjectType):
     me = graphene.Field(Me)
 
     @staticmethod
@@ -38,7 +39,7 @@ class Query(certification.Query, listings.Query, orders.Query, payouts.Query,
 
 
 class Mutation(certification.Mutation, listings.Mutation, orders.Mutation,
-               graphene.ObjectType):
+               commitments.Mutation, payouts.Mutation, graphene.ObjectType):
     pass
 
 

@@ -18,14 +18,17 @@ from nameko.containers import WorkerContext
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
-from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
 from gateway import limits
 from gateway.auth import Authenticator, TokenSettings, Unauthenticated
+from gateway.console.service import Console
 from gateway.context import RequestContext
+from gateway.errors import Refused, user_errors
 from gateway.schema import schema
 from shared.caller import CALLER_CONTEXT_KEY, Caller
+from shared.errors import VetaError
+from shared.http import http
 from shared.observability import Operations, bind
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def refusal(code: str, message: str, status: int) -> Response:
                          status)
 
 
-class GatewayService(Operations):
+class GatewayService(Operations, Console):
     name = "gateway"
 
     certification = RpcProxy("certification")
@@ -93,14 +96,7 @@ class GatewayService(Operations):
             return refusal("UNAUTHENTICATED", str(exc), 401)
 
         correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
-        self.call_context["correlation_id"] = correlation_id
-        bind(correlation_id=correlation_id)
-        if caller is not None:
-            self.call_context[CALLER_CONTEXT_KEY] = caller.context()
-        context = RequestContext(caller, {
-            "certification": self.certification, "listings": self.listings,
-            "orders": self.orders, "payouts": self.payouts,
-        }, timeout=float(self.config.get("RPC_TIMEOUT", 10)))
+        context = self._request_context(caller, correlation_id)
         result = self._execute(query, variables, body.get("operationName"), context)
         response: dict[str, Any] = {"data": result.data}
         if result.errors:
@@ -108,6 +104,18 @@ class GatewayService(Operations):
         response["extensions"] = {"rpcCalls": context.rpc_calls,
                                   "correlationId": correlation_id}
         return json_response(response)
+
+    def _request_context(self, caller: Caller | None, correlation_id: str) -> RequestContext:
+        """The caller and correlation id in the call context, so that every RPC of this
+        request carries them, and the context resolvers run in (/graphql and the console)."""
+        self.call_context["correlation_id"] = correlation_id
+        bind(correlation_id=correlation_id)
+        if caller is not None:
+            self.call_context[CALLER_CONTEXT_KEY] = caller.context()
+        return RequestContext(caller, {
+            "certification": self.certification, "listings": self.listings,
+            "orders": self.orders, "payouts": self.payouts,
+        }, timeout=float(self.config.get("RPC_TIMEOUT", 10)))
 
     def _caller(self, request: Request) -> Caller | None:
         header = request.headers.get("Authorization")
@@ -134,12 +142,21 @@ class GatewayService(Operations):
     def _error(error: GraphQLError) -> dict[str, Any]:
         formatted: dict[str, Any] = dict(error.formatted)
         extensions = formatted.setdefault("extensions", {})
-        if "code" not in extensions:
-            if error.original_error is not None:
-                # Anything unexpected is logged in full here and shown only as a code.
-                log.error("unexpected error in a resolver", exc_info=error.original_error)
-                formatted["message"] = "internal error"
-                extensions["code"] = "INTERNAL"
-            else:
-                extensions["code"] = "BAD_USER_INPUT"
+        if "code" in extensions:
+            return formatted
+        original = error.original_error
+        if isinstance(original, VetaError | Refused):
+            # A refusal raised in a nested field (a lot's producer while certification is
+            # down, say) keeps its own code and message.
+            first = user_errors(original)[0]
+            formatted["message"] = first["message"]
+            extensions.update(code=first["code"], field=first["field"])
+        elif original is not None and error.path is not None:
+            # Anything unexpected in a resolver is logged in full and shown only as a code.
+            log.error("unexpected error in a resolver", exc_info=original)
+            formatted["message"] = "internal error"
+            extensions["code"] = "INTERNAL"
+        else:
+            # No path: the request itself was wrong (a variable that cannot be coerced).
+            extensions["code"] = "BAD_USER_INPUT"
         return formatted

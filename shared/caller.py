@@ -7,15 +7,17 @@ The gateway checks permissions first; each service checks ownership again from t
 from __future__ import annotations
 
 import enum
+import logging
 from typing import Any
 
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import Forbidden
 
 CALLER_CONTEXT_KEY = "caller"
+log = logging.getLogger(__name__)
 
 
 class Role(enum.StrEnum):
@@ -56,7 +58,15 @@ class CallerIdentity(DependencyProvider):
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Caller | None:
         data = worker_ctx.context_data.get(CALLER_CONTEXT_KEY)
-        return Caller.model_validate(data) if data else None
+        if not data:
+            return None
+        try:
+            return Caller.model_validate(data)
+        except ValidationError:
+            # Failing here would fail before nameko can answer: the caller would wait forever.
+            # An identity that does not parse is no identity, and `required` refuses it.
+            log.warning("refusing a malformed caller in the call context: %r", data)
+            return None
 
 
 def required(caller: Caller | None) -> Caller:

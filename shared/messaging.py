@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import eventlet
+from amqp.exceptions import ConnectionError as AMQPConnectionError
+from amqp.exceptions import RecoverableConnectionError
 from kombu import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.constants import AMQP_URI_CONFIG_KEY, TRANSPORT_OPTIONS_CONFIG_KEY
 from nameko.containers import WorkerContext
 from nameko.events import EventHandler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc, RpcConsumer
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 for _error in ALL_ERRORS:
     deserialize_to_instance(_error)
 
+BROKER_GONE = (OSError, AMQPConnectionError, RecoverableConnectionError,
+               KombuOperationalError)
 DATABASES_CONFIG_KEY = "DATABASES"
 OUTBOX_CONFIG_KEY = "OUTBOX"
 DEAD_LETTER_CONFIG_KEY = "DEAD_LETTER"
@@ -72,6 +78,33 @@ class RetryingEventHandler(EventHandler):
             self.queue_consumer.requeue_message(message)
             return
         self.queue_consumer.ack_message(message)
+
+
+class AnsweringRpcConsumer(RpcConsumer):
+    """nameko's RPC consumer, surviving a broker that goes away while it answers.
+
+    nameko replies and acks from the worker's completion callback; if the broker is gone
+    then, the error escapes into the container, which dies and takes the service with it.
+    The message was never acked, so the broker gives it to a consumer again once it is back;
+    the caller has long since given up with UNAVAILABLE. Staying up to reconnect is better.
+    """
+
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
+        try:
+            return super().handle_result(message, result, exc_info)
+        except BROKER_GONE:
+            log.warning("could not answer an RPC call: the broker is unreachable; it will "
+                        "be redelivered when the broker is back", exc_info=True)
+            return result, exc_info
+
+
+class AnsweringRpc(Rpc):
+    rpc_consumer = AnsweringRpcConsumer()
+
+
+rpc = AnsweringRpc.decorator
+"""Every Veta RPC entrypoint: use this, never nameko's own, so that all of a service's
+methods share the one consumer on its `rpc-<service>` queue."""
 
 
 def consumes(source: str, event_type: str) -> Any:

@@ -21,11 +21,12 @@ from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 from nameko.timer import Timer
-from nameko.web.handlers import HttpRequestHandler, http
+from nameko.web.handlers import HttpRequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 from werkzeug.wrappers import Request, Response
 
+from shared.http import http
 from shared.metrics import (
     ENTRYPOINT_SECONDS,
     EVENTS_CONSUMED,

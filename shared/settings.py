@@ -41,8 +41,24 @@ def nameko_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "webhook_secret": env.get("VETA_STRIPE_WEBHOOK_SECRET"),
         },
         "RPC_TIMEOUT": float(env.get("VETA_RPC_TIMEOUT", "10")),
+        "PAYOUTS": payouts_settings(env),
         "GRAPHQL": {
             "introspection": env.get("VETA_GRAPHQL_INTROSPECTION", "true").lower() != "false",
             "max_cost": int(env.get("VETA_GRAPHQL_MAX_COST", "5000")),
         },
     }
+
+
+def payouts_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """VETA_PAYOUTS_* variables: its four-eyes threshold, sweep, retries, onboarding URLs.
+    Unset ones are left out, so the payouts service's own defaults apply."""
+    env = os.environ if environ is None else environ
+    names = {"four_eyes_threshold_cents": "FOUR_EYES_THRESHOLD_CENTS",
+             "sweep_seconds": "SWEEP_SECONDS", "lease_seconds": "LEASE_SECONDS",
+             "retry_base_seconds": "RETRY_BASE_SECONDS",
+             "retry_cap_seconds": "RETRY_CAP_SECONDS",
+             "stripe_timeout_seconds": "STRIPE_TIMEOUT_SECONDS",
+             "onboarding_return_url": "ONBOARDING_RETURN_URL",
+             "onboarding_refresh_url": "ONBOARDING_REFRESH_URL"}
+    return {key: env[f"VETA_PAYOUTS_{name}"] for key, name in names.items()
+            if env.get(f"VETA_PAYOUTS_{name}")}

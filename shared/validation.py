@@ -47,9 +47,19 @@ def _fineness(value: Any) -> int:
     return fineness_to_tenths(value, "fineness")
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+def _printable(text: str) -> str:
+    # NUL and other control characters are never part of a name or reference; PostgreSQL
+    # refuses NUL outright, so letting one through would turn bad input into a server error.
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_printable)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=100),
+                      AfterValidator(_printable)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64),
+                       AfterValidator(_printable)]
 CountryCode = Annotated[str, AfterValidator(_country)]
 Milligrams = Annotated[int, BeforeValidator(_grams)]
 """Grams given as a decimal string with at most three places, held as integer milligrams."""

@@ -12,6 +12,10 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 MILLIGRAMS_PER_GRAM = 1000
 GRAMS_PER_TROY_OUNCE = Decimal("31.1034768")
 MAX_FINENESS = Decimal("999.9")
+# No artisanal lot, order or delivery comes near ten tonnes; anything above is a typo or an
+# attack, and refusing it keeps every product of weights far inside a 64-bit column.
+MAX_GRAMS = Decimal(10_000_000)
+MAX_NUMBER_LENGTH = 32
 
 
 class Standard(enum.StrEnum):
@@ -24,6 +28,8 @@ def _decimal(value: object, field: str) -> Decimal:
     if isinstance(value, float):
         # A float has already lost exactness; refuse it rather than guess.
         raise ValueError(f"{field} must be a decimal string, not a float")
+    if len(str(value)) > MAX_NUMBER_LENGTH:
+        raise ValueError(f"{field} is too long to be a number")
     try:
         result = Decimal(str(value))
     except InvalidOperation:
@@ -40,6 +46,8 @@ def grams_to_mg(value: object, field: str = "weight") -> int:
         raise ValueError(f"{field} has more than three decimals (milligrams)")
     if grams <= 0:
         raise ValueError(f"{field} must be greater than zero")
+    if grams > MAX_GRAMS:
+        raise ValueError(f"{field} must be at most 10,000,000 g (ten tonnes)")
     return int(grams * MILLIGRAMS_PER_GRAM)
 
 

@@ -51,11 +51,16 @@ def database_urls() -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def veta_config(rabbit_config: dict[str, Any], database_urls: dict[str, str]) -> dict[str, Any]:
-    """nameko config for one test: its own RabbitMQ vhost, the run's databases, a web port."""
+    """nameko config for one test: its own RabbitMQ vhost, the run's databases, web ports."""
     return {
         **rabbit_config,
         "DATABASES": database_urls,
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{find_free_port()}",
+        # Every service serves probes (and payouts Stripe's webhooks) on its own address:
+        # two nameko web servers in one process on one address would split its requests.
+        "WEB_SERVER_ADDRESSES": {"certification": "127.0.0.1:0", "listings": "127.0.0.1:0",
+                                 "orders": "127.0.0.1:0",
+                                 "payouts": f"127.0.0.1:{find_free_port()}"},
         "JWT": {"secret": JWT_SECRET, "issuer": "veta", "audience": "veta"},
         "OUTBOX": {"sweep_seconds": 0.2},
         "RPC_TIMEOUT": 10,

@@ -28,19 +28,36 @@ def _run(service_names: list[str], config: dict[str, Any]) -> None:
 def dev(args: argparse.Namespace) -> None:
     from gateway.auth import TokenSettings, issue_token
     from shared.caller import Role
-    from veta.dev import EmbeddedSystem, dev_config, load_demo, migrate_all
+    from veta.dev import (
+        dev_config,
+        embedded_runner,
+        load_demo,
+        migrate_all,
+        prepare_demo_payouts,
+        start_local_stripe,
+    )
 
     config = dev_config(Path(args.data_dir), args.port, args.amqp_uri)
     migrate_all(config)
-    runner = EmbeddedSystem(config, args.port)
+    # No Stripe key: a local Stripe-compatible server, so premiums can be paid offline.
+    stripe_local = None if config["STRIPE"].get("api_key") else start_local_stripe(
+        config, args.port)
+    runner = embedded_runner(config, args.port)
     runner.start()
-    url = f"http://127.0.0.1:{args.port}/graphql"
+    url = f"http://127.0.0.1:{args.port}"
     broker = args.amqp_uri or "in-process (memory://)"
-    print(f"Veta is running: open {url}", flush=True)
+    print(f"Veta is running: open {url}/ for the console, {url}/graphql for GraphiQL",
+          flush=True)
     print(f"  data in {Path(args.data_dir).resolve()}, broker {broker}", flush=True)
+    if stripe_local is not None:
+        print(f"  Stripe: no key configured, so a local Stripe test server runs at "
+              f"{stripe_local.url} (no real money moves; webhooks go to payouts on port "
+              f"{args.port + 1}); set VETA_STRIPE_API_KEY to use Stripe", flush=True)
     settings = TokenSettings.from_config(config)
     if args.demo:
         demo = load_demo(config)
+        if stripe_local is not None:
+            prepare_demo_payouts(config, demo, stripe_local)
         print("  demo data loaded; tokens for GraphiQL's Headers tab "
               "({\"Authorization\": \"Bearer …\"}):", flush=True)
         producer = demo["producers"][0]["id"]
@@ -54,6 +71,9 @@ def dev(args: argparse.Namespace) -> None:
         runner.wait()
     except KeyboardInterrupt:
         runner.stop()
+    finally:
+        if stripe_local is not None:
+            stripe_local.stop()
 
 
 def run_service(args: argparse.Namespace) -> None:
@@ -119,6 +139,32 @@ def dlq(args: argparse.Namespace) -> None:
         print(f"{args.action}ed {args.id}")
 
 
+def reconcile(args: argparse.Namespace) -> None:
+    import getpass
+    from datetime import UTC, datetime
+
+    from services.payouts.runs import command_line
+    from shared.errors import VetaError
+    from shared.settings import nameko_config
+
+    try:
+        summary = command_line(
+            nameko_config(), args.period, csv_path=args.csv, chart_path=args.chart,
+            report_path=args.report, run_id=args.run,
+            actor=f"cli:{getpass.getuser()}", now=lambda: datetime.now(UTC))
+    except VetaError as exc:
+        sys.exit(exc.message)
+    counts = ", ".join(f"{name} {count}" for name, count in summary["counts"].items())
+    print(f"reconciliation {summary['id']} of {summary['period']} from {summary['source']}: "
+          f"{summary['status']}{' (' + summary['error'] + ')' if summary['error'] else ''}")
+    print(f"  {counts}")
+    for path in (args.csv, args.chart):
+        if path:
+            print(f"  wrote {path}")
+    if summary["status"] != "DONE":
+        sys.exit(1)
+
+
 def docs(args: argparse.Namespace) -> None:
     from veta.docs import GENERATED
 
@@ -173,6 +219,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "show", "replay", "discard"])
     p.add_argument("id", nargs="?", help="a dead letter's id, from `veta dlq list`")
     p.set_defaults(handler=dlq)
+
+    p = commands.add_parser("reconcile", help="reconcile a period's premiums with Stripe")
+    p.add_argument("--period", required=True, help="a month (2026-10) or a year (2026)")
+    p.add_argument("--csv", help="write every line of the run to this CSV file")
+    p.add_argument("--chart", help="write premiums paid per producer and month (SVG)")
+    p.add_argument("--report", help="Stripe's itemised balance-change report (CSV) to use "
+                   "instead of fetching balance transactions through the API")
+    p.add_argument("--run", help="export this stored run instead of running a new one")
+    p.set_defaults(handler=reconcile)
 
     p = commands.add_parser("docs", help="write docs/schema.graphql and docs/events.md")
     p.add_argument("--check", action="store_true", help="fail if the committed ones differ")

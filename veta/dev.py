@@ -48,51 +48,23 @@ def dev_config(data_dir: Path, port: int, amqp_uri: str | None = None) -> dict[s
     return config
 
 
-class EmbeddedSystem:
-    """Every service in its own nameko container, in this one process.
+def embedded_runner(config: dict[str, Any], port: int) -> Any:
+    """Every service and the gateway in one nameko runner, in this one process.
 
-    Containers rather than one ServiceRunner, because each container runs its own web server
-    and two on one address cannot both bind it: the gateway gets the port asked for, payouts
-    (Stripe's webhooks) the next one, and every other service an ephemeral port.
+    Each service that serves HTTP gets its own address: the gateway the port asked for,
+    payouts (Stripe's webhooks) the next one, the others a free one for their probes.
     """
+    from nameko.runners import ServiceRunner
 
-    def __init__(self, config: dict[str, Any], port: int) -> None:
-        from nameko.containers import ServiceContainer
+    from shared.http import ADDRESSES_CONFIG_KEY
+    from veta.services import SERVICE_CLASSES
 
-        from veta.services import SERVICE_CLASSES
-
-        self.addresses = {name: "127.0.0.1:0" for name in SERVICE_CLASSES}
-        self.addresses.update(gateway=f"127.0.0.1:{port}", payouts=f"127.0.0.1:{port + 1}")
-        self.containers = [
-            ServiceContainer(cls, {**config, "WEB_SERVER_ADDRESS": self.addresses[name]})
-            for name, cls in SERVICE_CLASSES.items()]
-
-    def start(self) -> None:
-        for container in self.containers:
-            container.start()
-
-    def stop(self) -> None:
-        for container in reversed(self.containers):
-            container.stop()
-
-    def wait(self) -> None:
-        """Until any container stops or dies (then stop the rest, like nameko's runner)."""
-        import eventlet
-        from eventlet.event import Event
-
-        finished = Event()
-
-        def watch(container: Any) -> None:
-            try:
-                container.wait()
-            finally:
-                if not finished.ready():
-                    finished.send(container.service_name)
-
-        for container in self.containers:
-            eventlet.spawn_n(watch, container)
-        finished.wait()
-        self.stop()
+    addresses = {name: "127.0.0.1:0" for name in SERVICE_CLASSES}
+    addresses.update(gateway=f"127.0.0.1:{port}", payouts=f"127.0.0.1:{port + 1}")
+    runner = ServiceRunner({**config, ADDRESSES_CONFIG_KEY: addresses})
+    for cls in SERVICE_CLASSES.values():
+        runner.add_service(cls)
+    return runner
 
 
 def migrate_all(config: dict[str, Any]) -> None:
@@ -131,18 +103,63 @@ def load_demo(config: dict[str, Any]) -> dict[str, Any]:
                 "gross_weight": gross, "fineness": fineness,
                 "mine_site": {"name": site, "region": region, "country": country},
                 "mercury_free": True, "assay_reference": f"ASSAY-{producer['id'][:8]}"}))
-    return {"producers": [p[0] for p in producers], "lots": lots}
+        # The demo buyer's sourcing commitment: 2 kg of Fairmined gold this quarter.
+        quarter = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+        quarter_end = (quarter + timedelta(days=92)).replace(day=1) - timedelta(days=1)
+        commitment = rpc.orders.create_commitment({
+            "buyer_id": "demo-refinery", "fine_weight": "2000.000",
+            "standards": ["FAIRMINED", "FAIRMINED_ECOLOGICAL"],
+            "period_start": quarter.isoformat(), "period_end": quarter_end.isoformat()})
+    return {"producers": [p[0] for p in producers], "lots": lots,
+            "commitments": [commitment]}
 
 
 def _publish_when_certified(rpc: Any, lot: dict[str, Any]) -> dict[str, Any]:
     """Publishing waits for listings to hear of the certificate, which travels by event."""
     import eventlet
 
-    from shared.errors import Forbidden
+    from shared.errors import Conflict
 
     for _ in range(500):
         try:
             return dict(rpc.listings.publish_listing(lot))
-        except Forbidden:
+        except Conflict:  # listings has not heard of the certificate yet
             eventlet.sleep(0.01)
     raise RuntimeError("listings never heard of the demo certificates")
+
+
+def start_local_stripe(config: dict[str, Any], port: int) -> Any:
+    """A local Stripe-compatible server in this process, its webhooks sent to payouts (the
+    port after the gateway's); `config` is pointed at it, with brisk sweeps and retries."""
+    from services.payouts.stripe_local import StripeLocal
+
+    local = StripeLocal(webhook_urls=[f"http://127.0.0.1:{port + 1}/stripe/webhooks"])
+    local.start()
+    config["STRIPE"] = {"api_key": local.api_key, "api_base": local.url,
+                        "webhook_secret": local.webhook_secret}
+    config["PAYOUTS"] = {"sweep_seconds": 1.0, "retry_base_seconds": 5.0,
+                         **(config.get("PAYOUTS") or {})}
+    return local
+
+
+def prepare_demo_payouts(config: dict[str, Any], demo: dict[str, Any], local: Any) -> None:
+    """The demo buyer pays premiums with a test card, and the demo cooperatives finish Stripe
+    onboarding at once, so a delivery's premium can go all the way to PAID offline."""
+    import eventlet
+
+    from shared.errors import NotFound
+
+    finance = Caller(subject="veta-demo-finance", role=Role.FINANCE)
+    with ClusterRpcProxy(config, context_data={CALLER_CONTEXT_KEY: finance.context()}) as rpc:
+        rpc.payouts.set_buyer_funding({"buyer_id": "demo-refinery",
+                                       "payment_method": "pm_card_visa"})
+        for producer in demo["producers"]:
+            for _ in range(500):  # payouts hears of producers by event
+                try:
+                    link = rpc.payouts.create_onboarding_link({"producer_id": producer["id"]})
+                    break
+                except NotFound:
+                    eventlet.sleep(0.01)
+            else:
+                raise RuntimeError("payouts never heard of the demo producers")
+            local.onboard_account(link["stripe_account_id"])
