@@ -160,7 +160,23 @@ class ConfirmDelivery(graphene.Mutation):
     mutate = order_mutation("confirm_delivery", Role.BUYER)
 
 
+class SettleOrderInput(graphene.InputObjectType):
+    order_id = graphene.ID(required=True)
+
+
+class SettleOrder(graphene.Mutation):
+    """Close a delivered order by hand (FINANCE). Orders carrying a premium settle by
+    themselves when it reaches the cooperative; this is for those that carry none (CRAFT)."""
+
+    class Arguments:
+        input = SettleOrderInput(required=True)
+
+    Output = OrderPayload
+    mutate = order_mutation("settle_order", Role.FINANCE)
+
+
 class Mutation(graphene.ObjectType):
+    settle_order = SettleOrder.Field()
     place_order = PlaceOrder.Field()
     cancel_order = CancelOrder.Field()
     decline_order = DeclineOrder.Field()

@@ -249,7 +249,64 @@ class ResolveDiscrepancy(graphene.Mutation):
             "payouts", "resolve_discrepancy", plain(input)))
 
 
+class ReversePayoutInput(graphene.InputObjectType):
+    payout_id = graphene.ID(required=True)
+    amount = graphene.String(description="USD to take back, e.g. \"120.50\"; all if absent")
+    reason = graphene.String(required=True)
+
+
+class ReversePayout(graphene.Mutation):
+    """Take a PAID premium back from the cooperative, in full or in part (FINANCE): a Stripe
+    transfer reversal, for a delivery found wrong after payment."""
+
+    class Arguments:
+        input = ReversePayoutInput(required=True)
+
+    Output = PayoutPayload
+
+    @staticmethod
+    def mutate(_root: Any, info: Any, input: Any) -> PayoutPayload:
+        ctx = context(info)
+        return money_moves(ctx, PayoutPayload, "payout",
+                           lambda: ctx.call("payouts", "reverse_payout", plain(input)))
+
+
+class SetBuyerFundingInput(graphene.InputObjectType):
+    buyer_id = graphene.ID(required=True)
+    payment_method = graphene.String(required=True,
+                                     description="A Stripe payment method id, pm_…")
+    customer_id = graphene.String(description="The buyer's Stripe customer id, cus_…")
+
+
+class BuyerFunding(graphene.ObjectType):
+    buyer_id = graphene.ID(required=True)
+    payment_method = graphene.String(required=True)
+
+
+class BuyerFundingPayload(graphene.ObjectType):
+    funding = graphene.Field(BuyerFunding)
+    errors = graphene.List(graphene.NonNull(UserError), required=True)
+
+
+class SetBuyerFunding(graphene.Mutation):
+    """The payment method a buyer's premiums are collected from (the BUYER itself, or
+    FINANCE on its behalf)."""
+
+    class Arguments:
+        input = SetBuyerFundingInput(required=True)
+
+    Output = BuyerFundingPayload
+
+    @staticmethod
+    def mutate(_root: Any, info: Any, input: Any) -> BuyerFundingPayload:
+        ctx = context(info)
+        return ctx.mutate(BuyerFundingPayload, "funding", lambda: ctx.call(
+            "payouts", "set_buyer_funding", plain(input)), Role.BUYER, Role.FINANCE)
+
+
 class Mutation(graphene.ObjectType):
+    reverse_payout = ReversePayout.Field()
+    set_buyer_funding = SetBuyerFunding.Field()
     approve_payout = ApprovePayout.Field()
     reject_payout = RejectPayout.Field()
     release_payout_hold = ReleasePayoutHold.Field()

@@ -48,6 +48,7 @@ from services.orders.events import (
     OrderSettled,
     OrderShipped,
 )
+from services.payouts.events import PremiumTransferred
 from shared.caller import Caller, CallerIdentity, Role, required
 from shared.clock import Clock, Now
 from shared.errors import Forbidden, InvalidInput, NotFound, VetaError
@@ -616,6 +617,24 @@ class OrdersService(Operations):
                     row.last_asked_at = now
 
     # --- orders: holds from certification events --------------------------------------------
+
+    @consumes("payouts", PremiumTransferred.type)
+    def on_premium_transferred(self, payload: dict[str, Any]) -> None:
+        """The cooperative has its premium: the delivered order is settled."""
+        event = PremiumTransferred.from_envelope(payload)
+        with self.db.unit_of_work() as uow:
+            if not uow.first_time(event):
+                return
+            row = uow.session.get(store.OrderRow, event.order_id, with_for_update=True)
+            if row is None or row.status != OrderStatus.DELIVERED:
+                log.info("not settling order %s on its premium: %s", event.order_id,
+                         "unknown order" if row is None else f"order is {row.status}")
+                return
+            order = row.to_domain()
+            before = order.settle()
+            store.record(uow.session, row, order, before, "payouts", self.clock.now())
+            uow.raise_event(OrderSettled(order_id=order.id, buyer_id=order.buyer_id,
+                                         producer_id=order.producer_id or ""))
 
     @consumes("certification", CertificationGranted.type)
     def on_certification_granted(self, payload: dict[str, Any]) -> None:

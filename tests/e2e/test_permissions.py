@@ -36,7 +36,7 @@ ROLES = [Role.PRODUCER, Role.BUYER, Role.CERTIFIER, Role.FINANCE, Role.ADMIN]
 REFUSALS = {"FORBIDDEN", "UNAUTHENTICATED"}
 ORGANISATION = {Role.PRODUCER: "producer-org", Role.BUYER: "buyer-org"}
 SAMPLE_STRINGS = {"country": "CO", "fineness": "900.0", "minFineness": "900.0",
-                  "currency": "USD", "period": "2026-10"}
+                  "currency": "USD", "period": "2026-10", "paymentMethod": "pm_card_visa"}
 
 
 def matrix(section: str) -> dict[str, dict[Role, str]]:

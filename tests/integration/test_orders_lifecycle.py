@@ -28,6 +28,7 @@ from services.certification.service import CertificationService
 from services.listings.events import ListingReserved
 from services.listings.service import ListingsService
 from services.orders.service import OrdersService
+from services.payouts.events import PremiumTransferred
 from shared.caller import Role
 from shared.clock import clock_of
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -471,6 +472,29 @@ def test_finance_settles_a_delivered_order(system: Any, config: dict[str, Any]) 
         settled = rpc.orders.settle_order({"order_id": order["id"]})
         eventually(lambda: events.of("order_settled", order_id=order["id"]))
     assert statuses(settled) == ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "SETTLED"]
+
+
+def test_a_delivered_order_settles_by_itself_when_its_premium_is_transferred(
+        system: Any, config: dict[str, Any]) -> None:
+    producer, _ = certified_producer(system, config)
+    lot = publish(system, config, producer)
+    order = place(system, config, "refinery-3", lot["id"], "100.000")
+    with rpc_as(config, Role.PRODUCER, producer) as rpc:
+        rpc.orders.mark_order_shipped({"order_id": order["id"], "shipment_reference": "B"})
+    with rpc_as(config, Role.BUYER, "refinery-3") as rpc:
+        rpc.orders.confirm_delivery({"order_id": order["id"], "received_gross_weight": "109.290",
+                                     "received_fineness": "915.0"})
+    transferred = PremiumTransferred(
+        obligation_id=str(uuid.uuid4()), order_id=order["id"], producer_id=producer,
+        standard=Standard.FAIRMINED, amount="400.00", currency="USD", transfer_id="tr_1")
+    orders = get_container(system, OrdersService)
+    for _ in range(2):  # a redelivery settles nothing twice
+        with entrypoint_waiter(orders, "on_premium_transferred"):
+            event_dispatcher(config)("payouts", transferred.type, transferred.envelope())
+    with rpc_as(config, Role.FINANCE) as rpc:
+        [settled] = rpc.orders.get_orders([order["id"]])
+    assert statuses(settled) == ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "SETTLED"]
+    assert settled["history"][-1]["actor"] == "payouts"
 
 
 def test_a_producer_sees_orders_for_its_lots_even_pending_and_buyers_only_their_own(
