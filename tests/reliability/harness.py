@@ -51,6 +51,15 @@ RABBIT_API = os.environ.get("VETA_TEST_RABBIT_API", "http://guest:guest@127.0.0.
 SUMMARIES: list[Summary] = []
 """Every summary finished in this run, for the terminal report (see conftest.py)."""
 
+FOUR_EYES_THRESHOLD_CENTS = 6000
+"""USD 60: the load's premiums are USD 16 to 144, so some need one FINANCE approval, some two."""
+PAYOUTS_ENV = {
+    "VETA_PAYOUTS_FOUR_EYES_THRESHOLD_CENTS": str(FOUR_EYES_THRESHOLD_CENTS),
+    # A claim left by a killed payouts is taken again after its lease: keep that, the Stripe
+    # timeout under it and the retry backoff short so a run waits seconds, not minutes.
+    "VETA_PAYOUTS_SWEEP_SECONDS": "1", "VETA_PAYOUTS_LEASE_SECONDS": "10",
+    "VETA_PAYOUTS_STRIPE_TIMEOUT_SECONDS": "5", "VETA_PAYOUTS_RETRY_BASE_SECONDS": "2",
+    "VETA_PAYOUTS_RETRY_CAP_SECONDS": "10"}
 READY_CALLS: dict[str, Callable[[Any], Any]] = {
     "certification": lambda rpc: rpc.certification.list_producers(first=1),
     "listings": lambda rpc: rpc.listings.search_listings({}, 1),
@@ -332,6 +341,10 @@ class System:
         self.rpc_timeout = rpc_timeout
         self.extra_env = extra_env or {}
         self.stripe = StripeLocal() if stripe else None
+        if self.stripe is not None:
+            # Stripe retries a webhook for days; the local one gives up after about a second,
+            # which a payouts restart outlasts. Keep trying for ~30 s, longer than a restart.
+            self.stripe.webhook_retry_delays = (0.05, 0.25, 1.0, 2.0, 4.0, 8.0, 15.0)
         self.ports: dict[str, int] = {}
         for process in PROCESSES:
             self._new_port(process)
@@ -379,7 +392,7 @@ class System:
         if process == "payouts" and self.stripe is not None:
             env.update(VETA_STRIPE_API_BASE=self.stripe.url,
                        VETA_STRIPE_API_KEY=self.stripe.api_key,
-                       VETA_STRIPE_WEBHOOK_SECRET=self.stripe.webhook_secret)
+                       VETA_STRIPE_WEBHOOK_SECRET=self.stripe.webhook_secret, **PAYOUTS_ENV)
         env.update(self.extra_env.get(process, {}))
         return env
 
@@ -473,9 +486,10 @@ class System:
 
     # --- callers ----------------------------------------------------------------------------
 
-    def token(self, role: Role, organisation: str | None = None) -> str:
+    def token(self, role: Role, organisation: str | None = None,
+              subject: str | None = None) -> str:
         return issue_token(TokenSettings(secret=self.secret), role, organisation,
-                           subject=f"reliability-{role.lower()}")
+                           subject=subject or f"reliability-{role.lower()}")
 
     @contextmanager
     def rpc(self, role: Role, organisation: str | None = None,
@@ -567,15 +581,40 @@ class System:
 
     def recover(self, timeout: float = 150.0) -> None:
         """Wait for quiet; then, if orders are still PENDING (an answer lost on the way),
-        for the orders service's sweep to ask listings again (after 30 s), and quiet again."""
+        for the orders service's sweep to ask listings again (after 30 s), and quiet again;
+        then for the payouts in flight to be paid."""
         started = time.monotonic()
         self.summary.figures["seconds to quiet"] = round(self.quiesce(timeout), 1)
         pending = self.pending_orders()
-        if not pending:
+        if pending:
+            self.summary.figures["PENDING at first quiet (left to the sweep)"] = pending
+            while self.pending_orders() and time.monotonic() - started < timeout:
+                eventlet.sleep(1.0)
+            self.quiesce(max(timeout - (time.monotonic() - started), 30.0))
+        self.settle_payouts(started, timeout)
+
+    def payouts_in_flight(self) -> int:
+        """Obligations the payouts sweep has yet to finish: approved, submitted, or failed
+        with a retryable refusal (it tries again after a backoff)."""
+        if self.stripe is None:
+            return 0
+        return int(self.databases.scalar("payouts", (
+            "SELECT count(*) FROM obligations WHERE status IN ('APPROVED', 'SUBMITTED')"
+            " OR (status = 'FAILED' AND failure_stage = 'TRANSFER' AND retryable)")))
+
+    def settle_payouts(self, started: float, timeout: float) -> None:
+        """Quiet is not enough for money: the sweep acts every second and a claim left by a
+        killed process waits out its lease. Wait for every approved premium to be paid or
+        refused for good, then for the services to hear of it."""
+        in_flight = self.payouts_in_flight()
+        if not in_flight:
             return
-        self.summary.figures["PENDING at first quiet (left to the sweep)"] = pending
-        while self.pending_orders() and time.monotonic() - started < timeout:
-            eventlet.sleep(1.0)
+        self.summary.figures["payouts in flight at quiet"] = in_flight
+        waited = time.monotonic()
+        while self.payouts_in_flight() and time.monotonic() - started < timeout:
+            eventlet.sleep(0.5)
+        self.summary.figures["seconds waiting for payouts"] = round(
+            time.monotonic() - waited, 1)
         self.quiesce(max(timeout - (time.monotonic() - started), 30.0))
 
     def log_lines(self, *needles: str, processes: tuple[str, ...] = SERVICES) -> int:

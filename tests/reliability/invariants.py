@@ -2,8 +2,9 @@
 
 Nothing lost (no order left PENDING, no event left in an outbox or a dead-letter queue),
 nothing oversold (a lot's reserved weight is exactly its fine weight less what is available),
-nothing paid twice (one premium obligation per delivered order; one Stripe transfer per
-obligation), nothing half-written (every state change has its event and every event its state).
+nothing paid twice nor left unpaid (one premium obligation per delivered order, PAID once
+approved; one Stripe transfer per obligation, adding up to what payouts says it paid),
+nothing half-written (every state change has its event and every event its state).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class State:
     reservations: dict[str, listings.ReservationRow]
     obligations: list[payouts.ObligationRow]
     rates: list[payouts_domain.PremiumRate]
+    accounts: dict[str, str]  # producer -> its Stripe connected account
     outbox: dict[str, list[dict[str, Any]]]
     applied: dict[str, dict[str, str]]
 
@@ -82,7 +84,10 @@ def read_state(system: System) -> State:
     with databases.connect("payouts") as connection, Session(connection) as session:
         obligations = list(session.scalars(select(payouts.ObligationRow)))
         rates = payouts.rates(session)
-    return State(rows, history, lots, reservations, obligations, rates, outbox, applied)
+        accounts = {row.producer_id: row.stripe_account_id
+                    for row in session.scalars(select(payouts.AccountRow))}
+    return State(rows, history, lots, reservations, obligations, rates, accounts, outbox,
+                 applied)
 
 
 def check(system: System, intents: Iterable[Any] = ()) -> Findings:
@@ -97,8 +102,10 @@ def check(system: System, intents: Iterable[Any] = ()) -> Findings:
     outboxes_drained(state, findings)
     events_match_state(state, findings)
     nothing_dead_lettered(system, findings)
-    client_view_matches(state, list(intents), findings)
-    stripe_transfers_unique(system, findings)
+    intents = list(intents)
+    client_view_matches(state, intents, findings)
+    premiums_paid(system, state, intents, findings)
+    stripe_transfers_unique(system, findings, state=state)
     system.summary.orders_in_databases = len(state.orders)
     system.summary.statuses = dict(Counter(row.status for row in state.orders.values()))
     system.summary.invariants_checked += findings.checked
@@ -260,7 +267,8 @@ def events_match_state(state: State, findings: Findings) -> None:
     # orders: one event per step taken, per order.
     for step, event_type in (((OrderStatus.PENDING, OrderStatus.CONFIRMED), "order_confirmed"),
                              ((OrderStatus.CONFIRMED, OrderStatus.SHIPPED), "order_shipped"),
-                             ((OrderStatus.SHIPPED, OrderStatus.DELIVERED), "order_delivered")):
+                             ((OrderStatus.SHIPPED, OrderStatus.DELIVERED), "order_delivered"),
+                             ((OrderStatus.DELIVERED, OrderStatus.SETTLED), "order_settled")):
         raised = Counter(p["order_id"] for p in _events(state, "orders", event_type))
         taken = Counter(order_id for order_id, steps in state.history.items()
                         for source_target in steps
@@ -342,7 +350,9 @@ def client_view_matches(state: State, intents: list[Any], findings: Findings) ->
                             f"intent {intent.number} ({intent.placed}) has {len(found)} "
                             f"orders: {[o.id for o in found]}")
         if found and intent.done and intent.seen in ("DELIVERED", "CANCELLED", "REJECTED"):
-            findings.expect("client was told the truth", found[0].status == intent.seen,
+            # A delivered order is settled once its premium is paid: no client's doing.
+            truths = {intent.seen, "SETTLED"} if intent.seen == "DELIVERED" else {intent.seen}
+            findings.expect("client was told the truth", found[0].status in truths,
                             f"intent {intent.number} saw {intent.seen}, the database has "
                             f"{found[0].status}")
     for key, extra in by_key.items():
@@ -353,19 +363,43 @@ def client_view_matches(state: State, intents: list[Any], findings: Findings) ->
 # --- Stripe ---------------------------------------------------------------------------------
 
 
-def stripe_transfers_unique(system: System, findings: Findings,
-                            metadata_key: str = "obligation_id") -> None:
-    """No transfer exists twice at the local Stripe server: one per obligation.
-
-    PLUG IN (payouts): this runs against `system.stripe` (services/payouts/stripe_local.py,
-    started by the harness, its URL, key and webhook secret given to payouts as
-    VETA_STRIPE_API_BASE / VETA_STRIPE_API_KEY / VETA_STRIPE_WEBHOOK_SECRET). While payouts
-    sends no transfers it checks an empty list. Once it does, make the load approve payouts
-    (tests/reliability/load.py, `OrderLoad.walk` after DELIVERED: FINANCE `approvePayout`) and
-    keep `metadata_key` equal to the metadata key payouts puts the obligation id under.
-    """
+def premiums_paid(system: System, state: State, intents: list[Any],
+                  findings: Findings) -> None:
+    """Every premium the load approved reached PAID once the sweep had its time (a transfer
+    SUBMITTED or FAILED-retryable at a crash must have gone out since), and a delivered order
+    is SETTLED exactly when its premium is PAID (orders hears `premium_transferred`)."""
+    by_order = {obligation.order_id: obligation for obligation in state.obligations}
+    for obligation in state.obligations:
+        order = state.orders.get(obligation.order_id)
+        findings.expect("settled when paid", order is not None and (
+            (obligation.status == "PAID") == (order.status == str(OrderStatus.SETTLED))),
+            f"obligation {obligation.id} is {obligation.status}, its order "
+            f"{order.status if order else 'missing'}")
+        if obligation.status == "PAID":
+            findings.expect("paid has its transfer", bool(obligation.transfer_id)
+                            and obligation.destination == state.accounts.get(
+                                obligation.producer_id),
+                            f"obligation {obligation.id} PAID with transfer "
+                            f"{obligation.transfer_id} to {obligation.destination}")
     if system.stripe is None:
         return
+    statuses: Counter[str] = Counter()
+    for intent in intents:
+        # The load approves every premium of an order it saw delivered (docs/reliability.md).
+        if intent.seen != "DELIVERED" or intent.order_id not in by_order:
+            continue
+        obligation = by_order[intent.order_id]
+        statuses[obligation.status] += 1
+        findings.expect("approved premium paid", obligation.status == "PAID",
+                        f"order {intent.order_id}: premium {obligation.id} is "
+                        f"{obligation.status} ({obligation.failure_code or 'no failure'}; "
+                        f"approvals {obligation.approvals})")
+    system.summary.figures["premiums of delivered orders by status"] = dict(statuses)
+
+
+def list_transfers(system: System) -> list[dict[str, Any]]:
+    """Every transfer at the local Stripe server, through its API, page by page."""
+    assert system.stripe is not None
     transfers: list[dict[str, Any]] = []
     after: str | None = None
     while True:
@@ -376,13 +410,65 @@ def stripe_transfers_unique(system: System, findings: Findings,
         if not page.get("has_more"):
             break
         after = page["data"][-1]["id"]
-    per_obligation = Counter((t.get("metadata") or {}).get(metadata_key) for t in transfers)
+    return transfers
+
+
+def stripe_transfers_unique(system: System, findings: Findings,
+                            metadata_key: str = "obligation_id",
+                            state: State | None = None) -> None:
+    """No transfer exists twice at the local Stripe server: one per obligation, the one the
+    obligation recorded, for its amount, to its producer's account; and per producer, the
+    transfers add up to the premiums PAID.
+
+    `metadata_key` is the key payouts puts the obligation id under
+    (services/payouts/transfers.py `_transfer_params`).
+    """
+    if system.stripe is None:
+        return
+    state = state or read_state(system)
+    transfers = list_transfers(system)
+    per_obligation: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for transfer in transfers:
+        per_obligation[(transfer.get("metadata") or {}).get(metadata_key)].append(transfer)
+    duplicates = sum(len(made) - 1 for made in per_obligation.values() if len(made) > 1)
     system.summary.figures["stripe transfers"] = len(transfers)
-    for obligation_id, count in per_obligation.items():
-        findings.expect("one transfer per obligation", obligation_id is not None and count == 1,
-                        f"{count} transfers for obligation {obligation_id}")
-    known = {obligation.id for obligation in read_state(system).obligations} \
-        if transfers else set()
-    for obligation_id in per_obligation:
-        findings.expect("transfer has its obligation", obligation_id in known,
+    system.summary.figures["duplicate stripe transfers"] = duplicates
+    for obligation_id, made in per_obligation.items():
+        findings.expect("one transfer per obligation", obligation_id is not None
+                        and len(made) == 1,
+                        f"{len(made)} transfers for obligation {obligation_id}: "
+                        f"{[t['id'] for t in made]}")
+    known = {obligation.id: obligation for obligation in state.obligations}
+    for obligation_id, made in per_obligation.items():
+        obligation = known.get(obligation_id or "")
+        findings.expect("transfer has its obligation", obligation is not None,
                         f"transfer for unknown obligation {obligation_id}")
+        if obligation is None:
+            continue
+        findings.expect(
+            "transfer is the obligation's",
+            all(t["id"] == obligation.transfer_id and t["amount"] == obligation.amount_cents
+                and t["destination"] == state.accounts.get(obligation.producer_id)
+                and t["transfer_group"] == obligation.order_id for t in made),
+            f"obligation {obligation.id} ({obligation.status}, {obligation.amount_cents} "
+            f"cents, transfer {obligation.transfer_id}) has "
+            f"{[(t['id'], t['amount'], t['destination']) for t in made]}")
+    for obligation in state.obligations:
+        if obligation.status == "PAID":
+            findings.expect("paid obligation transferred", obligation.id in per_obligation,
+                            f"obligation {obligation.id} is PAID with no transfer at Stripe")
+    # Per producer, what Stripe moved equals what payouts says it paid.
+    producer_of_account = {account: producer for producer, account in state.accounts.items()}
+    sent: Counter[str] = Counter()
+    for transfer in transfers:
+        sent[producer_of_account.get(transfer["destination"], transfer["destination"])] += \
+            transfer["amount"]
+    paid: Counter[str] = Counter()
+    for obligation in state.obligations:
+        if obligation.status == "PAID":
+            paid[obligation.producer_id] += obligation.amount_cents
+    for producer in set(sent) | set(paid):
+        findings.expect("transfers add up to premiums paid", sent[producer] == paid[producer],
+                        f"producer {producer}: {sent[producer]} cents transferred, "
+                        f"{paid[producer]} cents of premiums PAID")
+    system.summary.figures["premium cents transferred"] = sum(sent.values())

@@ -2,8 +2,9 @@
 
 A `Market` of certified producers and their lots is set up first; an `OrderLoad` then runs
 many order intents in bounded green threads: browse, place, wait for the saga's answer, and
-cancel, or ship and confirm delivery. Clients retry what the gateway never received and
-record what they could not know (a request cut off after it was sent).
+cancel, or ship and confirm delivery, after which finance approves the premium (one or two
+people) and the payouts sweep pays it over the local Stripe. Clients retry what the gateway
+never received and record what they could not know (a request cut off after it was sent).
 """
 
 from __future__ import annotations
@@ -44,7 +45,22 @@ SHIP = """mutation ($input: MarkOrderShippedInput!) {
   markOrderShipped(input: $input) { order { id status } errors { field code message } } }"""
 DELIVER = """mutation ($input: ConfirmDeliveryInput!) {
   confirmDelivery(input: $input) { order { id status } errors { field code message } } }"""
-PAYOUTS = """query { payouts(first: 10) { edges { node { orderId amount { amount } } } } }"""
+PAYOUT_FIELDS = """
+fragment P on Payout { id orderId status approvals approvalsNeeded amount { amount } }"""
+PAYOUTS = """query ($producer: ID, $filter: PayoutFilter, $after: String) {
+  payouts(producerId: $producer, filter: $filter, first: 100, after: $after) {
+    edges { node { ...P } } pageInfo { hasNextPage endCursor } } }""" + PAYOUT_FIELDS
+PAYOUT = """query ($id: ID!) { payout(id: $id) { ...P } }""" + PAYOUT_FIELDS
+APPROVE = """mutation ($input: ApprovePayoutInput!) {
+  approvePayout(input: $input) { payout { ...P } errors { field code message } } }""" \
+    + PAYOUT_FIELDS
+ONBOARD = """mutation ($input: CreateStripeOnboardingLinkInput!) {
+  createStripeOnboardingLink(input: $input) { link { stripeAccountId }
+                                              errors { field code message } } }"""
+ACCOUNT = """query ($id: ID!) { payoutAccount(producerId: $id) { transfersActive } }"""
+RATES = """query { premiumRates { standard } }"""
+FINANCE = ("reliability-finance-1", "reliability-finance-2")  # four eyes: two people
+GONE = ("APPROVED", "SUBMITTED", "PAID")  # approved: the rest is the sweep's
 
 STANDARDS = ("FAIRMINED_ECOLOGICAL", "FAIRMINED", "CRAFT", "FAIRMINED")
 COUNTRIES = (("CO", "Antioquia"), ("PE", "Puno"), ("BO", "La Paz"), ("EC", "Zamora"))
@@ -150,6 +166,7 @@ class Market:
     tag: str
     producers: list[str] = field(default_factory=list)
     lots: list[Lot] = field(default_factory=list)
+    premium_standards: set[str] = field(default_factory=set)
 
     @classmethod
     def open(cls, system: System, producers: int, lots: int, tag: str) -> Market:
@@ -170,10 +187,37 @@ class Market:
                 "validUntil": (today + timedelta(days=365)).isoformat()}}, certifier)
             assert body["data"]["grantCertification"]["errors"] == [], body
             market.producers.append(producer)
+        if system.stripe is not None:
+            for producer in market.producers:
+                market.onboard(system, gateway, producer)
+            body = gateway.settled(RATES, {}, system.token(Role.FINANCE))
+            market.premium_standards = {r["standard"] for r in body["data"]["premiumRates"]}
         for number in range(lots):
             index = number % producers
             market.lots.append(market.publish(system, gateway, index, f"{tag}-{number}"))
         return market
+
+    def onboard(self, system: System, gateway: Gateway, producer: str) -> None:
+        """The cooperative opens its Stripe account and completes Stripe's form (the local
+        Stripe stands in for the form); wait for payouts to hear that transfers are active."""
+        token = system.token(Role.PRODUCER, producer)
+        deadline = time.monotonic() + 30
+        while True:  # payouts hears of the producer by event
+            body = gateway.call(ONBOARD, {"input": {"producerId": producer}}, token)
+            payload = (body.get("data") or {}).get("createStripeOnboardingLink")
+            if payload and payload["errors"] == []:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not onboard {producer}: {body}")
+            eventlet.sleep(0.2)
+        assert system.stripe is not None
+        system.stripe.onboard_account(payload["link"]["stripeAccountId"])
+        finance = system.token(Role.FINANCE)
+        while not ((gateway.settled(ACCOUNT, {"id": producer}, finance).get("data") or {})
+                   .get("payoutAccount") or {}).get("transfersActive"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"payouts never heard {producer} was onboarded")
+            eventlet.sleep(0.2)
 
     def publish(self, system: System, gateway: Gateway, index: int, label: str) -> Lot:
         """Publish a lot, waiting for listings to hear of the certificate (it goes by event)."""
@@ -208,6 +252,7 @@ class Intent:
     order_id: str | None = None
     placed: str = "not yet"  # "acknowledged", "unknown" or the refusal's code
     seen: str | None = None  # the last status the client saw
+    payout: dict[str, Any] | None = None  # the premium as finance last saw it
     done: bool = False
     trouble: list[str] = field(default_factory=list)
 
@@ -220,10 +265,13 @@ class OrderLoad:
     """Many order intents across a market's lots, in a bounded number of green threads."""
 
     def __init__(self, system: System, market: Market, orders: int, *,
-                 concurrency: int = 12, seed: int = 8) -> None:
+                 concurrency: int = 12, finance_staff: int = 4, seed: int = 8) -> None:
         self.system = system
         self.market = market
         self.concurrency = concurrency
+        # Finance approves premiums at its own pace, beside the buyers and producers: a
+        # buyer's thread does not wait for the buyer's card to be charged.
+        self.finance = GreenPool(finance_staff)
         chance = random.Random(seed)
         buyers = 10
         self.intents = []
@@ -236,6 +284,17 @@ class OrderLoad:
                 lot=chance.choice(market.lots), fine_mg=grams * 1000 + number % 1000,
                 action=chance.choices(["deliver", "cancel", "keep"], [5, 2, 3])[0]))
         self.finished = 0
+        self.fund_buyers()
+
+    def fund_buyers(self) -> None:
+        """Each buyer saves a card for its premiums, before any fault. There is no mutation
+        for it (docs/payouts.md: `set_buyer_funding` RPC), so it goes to payouts directly."""
+        if self.system.stripe is None:
+            return
+        for buyer in sorted({intent.buyer for intent in self.intents}):
+            with self.system.rpc(Role.BUYER, buyer) as rpc:
+                rpc.payouts.set_buyer_funding({"buyer_id": buyer,
+                                               "payment_method": "pm_card_visa"})
 
     def run(self, spread_over: float = 0.0, timeout: float = 240.0) -> None:
         """Start the intents evenly over `spread_over` seconds, then wait for them all."""
@@ -247,14 +306,32 @@ class OrderLoad:
                 eventlet.sleep(pace)
         with eventlet.Timeout(timeout, TimeoutError(f"the load did not finish in {timeout} s")):
             pool.waitall()
+            self.finance.waitall()
         self.system.summary.orders_placed = sum(i.placed == "acknowledged"
                                                 for i in self.intents)
         self.system.summary.figures["client outcomes"] = dict(Counter(
             i.seen or i.placed for i in self.intents))
+        if self.system.stripe is not None:
+            self.system.summary.figures["premiums approved by one / two FINANCE users"] = [
+                sum(1 for i in self.intents if i.payout and len(i.payout["approvals"]) == n)
+                for n in (1, 2)]
 
     def _guarded(self, intent: Intent) -> None:
+        """An intent is finished when its walk is, and its premium approved if it has one."""
         try:
             self.walk(intent)
+        except Exception as exc:
+            intent.trouble.append(f"{type(exc).__name__}: {exc}")
+        if intent.action == "deliver" and intent.seen == "DELIVERED" and \
+                intent.lot.standard in self.market.premium_standards and \
+                self.system.stripe is not None:
+            self.finance.spawn_n(self._approve_guarded, intent)
+        else:
+            self.finished += 1
+
+    def _approve_guarded(self, intent: Intent) -> None:
+        try:
+            self.approve(Gateway(self.system), intent)
         except Exception as exc:
             intent.trouble.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -297,6 +374,73 @@ class OrderLoad:
                       {"receivedGrossWeight": format_grams(int(gross)),
                        "receivedFineness": LOT_FINENESS})
         intent.done = True
+
+    def funded(self, gateway: Gateway, intent: Intent, finance: str,
+               patience: float = 120.0) -> dict[str, Any] | None:
+        """Finance's list of premiums ready to approve, until the order's shows up: the
+        buyer's card is charged by the payouts sweep and FUNDED comes by Stripe's webhook."""
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            after: str | None = None
+            while True:
+                body = gateway.settled(PAYOUTS, {
+                    "producer": intent.lot.producer_id, "after": after,
+                    "filter": {"status": ["FUNDED"]}}, finance)
+                page = body["data"]["payouts"]
+                for edge in page["edges"]:
+                    if edge["node"]["orderId"] == intent.order_id:
+                        return dict(edge["node"])
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+            eventlet.sleep(0.3 + random.random() * 0.3)
+        return None
+
+    def approve(self, gateway: Gateway, intent: Intent) -> None:
+        """FINANCE approves the delivered order's premium, by two people above the four-eyes
+        threshold; the payouts sweep then transfers it (the invariants wait for PAID)."""
+        payout = self.funded(gateway, intent, self.system.token(Role.FINANCE, subject=FINANCE[0]))
+        if payout is None:
+            intent.trouble.append("the premium was never FUNDED")
+            return
+        intent.payout = payout
+        for subject in FINANCE[:payout["approvalsNeeded"] or 1]:
+            token = self.system.token(Role.FINANCE, subject=subject)
+            if not self._approve_as(gateway, intent, token, subject):
+                return
+
+    def _approve_as(self, gateway: Gateway, intent: Intent, token: str, subject: str) -> bool:
+        """One person's approval, asked again until it shows (a second one from the same
+        person is refused, so an approval whose answer was lost is looked up, not resent)."""
+        assert intent.payout is not None
+        deadline = time.monotonic() + gateway.patience
+        while time.monotonic() < deadline:
+            payout = intent.payout
+            if payout["status"] in GONE or subject in payout["approvals"]:
+                return True
+            if payout["status"] != "FUNDED":
+                intent.trouble.append(f"approvePayout: the premium is {payout['status']}")
+                return False
+            try:
+                body = gateway.call(APPROVE, {"input": {"payoutId": payout["id"]}}, token)
+                result = (body.get("data") or {}).get("approvePayout")
+                if result and not result["errors"]:
+                    intent.payout = result["payout"]
+                    return True
+                codes = error_codes(body)
+            except Unknown:
+                codes = ["UNKNOWN"]
+            body = gateway.settled(PAYOUT, {"id": payout["id"]}, token)
+            intent.payout = body["data"]["payout"]
+            if {"CONFLICT", "FORBIDDEN", "BAD_USER_INPUT"} & set(codes) and \
+                    subject not in intent.payout["approvals"]:
+                intent.trouble.append(f"approvePayout refused with {codes}: {intent.payout}")
+                return False
+            if subject not in intent.payout["approvals"]:
+                self.system.summary.client_retries += 1
+                eventlet.sleep(0.3 + random.random() * 0.3)
+        intent.trouble.append("approvePayout never went through")
+        return False
 
     def status(self, gateway: Gateway, intent: Intent, token: str) -> str | None:
         body = gateway.settled(ORDER, {"id": intent.order_id}, token)
