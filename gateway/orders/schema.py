@@ -6,6 +6,7 @@ its own orders only, a producer on the orders for its lots.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import graphene
@@ -84,6 +85,9 @@ class PlaceOrderInput(graphene.InputObjectType):
     listing_id = graphene.ID(required=True)
     fine_weight = graphene.String(required=True, description="Fine gold wanted, in grams")
     price_basis = graphene.Field(PriceBasisInput)
+    idempotency_key = graphene.String(
+        description="Send the same key again (a retry after a timeout) to get the same order "
+                    "back rather than a second one; one is made up if you send none.")
 
 
 class PlaceOrder(graphene.Mutation):
@@ -93,7 +97,17 @@ class PlaceOrder(graphene.Mutation):
         input = PlaceOrderInput(required=True)
 
     Output = OrderPayload
-    mutate = order_mutation("place_order", Role.BUYER)
+
+    @staticmethod
+    def mutate(_root: Any, info: Any, input: Any) -> OrderPayload:
+        ctx = context(info)
+        # Even a client that sends no key gets one per call, so that a call the broker
+        # redelivers after orders crashed (it had committed but not acknowledged) places
+        # the order once.
+        command = {**plain(input)}
+        command.setdefault("idempotency_key", str(uuid.uuid4()))
+        return ctx.mutate(OrderPayload, "order", lambda: ctx.call(
+            "orders", "place_order", command), Role.BUYER)
 
 
 class CancelOrderInput(graphene.InputObjectType):

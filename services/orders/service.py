@@ -51,7 +51,7 @@ from services.orders.events import (
 from services.payouts.events import PremiumTransferred
 from shared.caller import Caller, CallerIdentity, Role, required
 from shared.clock import Clock, Now
-from shared.errors import Forbidden, InvalidInput, NotFound, VetaError
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, VetaError
 from shared.messaging import Database, consumes, rpc
 from shared.observability import Operations
 from shared.pagination import decode_cursor, encode_cursor, page_size
@@ -121,6 +121,18 @@ class PlaceOrder(Command):
     listing_id: Identifier
     fine_weight: Milligrams
     price_basis: PriceBasisInput | None = None
+    idempotency_key: Identifier | None = None
+
+
+# Order ids derived from (buyer, idempotency key): the same request, sent again by a client
+# or redelivered by the broker after a crash, names the same order instead of a second one.
+ORDER_KEYS = uuid.UUID("6f1c2d0e-8d7b-4a7e-9a51-0c2f3b7e5a10")
+
+
+def order_id_for(buyer_id: str, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(ORDER_KEYS, f"{buyer_id}/{idempotency_key}"))
 
 
 class CancelOrder(Command):
@@ -338,14 +350,22 @@ class OrdersService(Operations):
         if command.price_basis is not None:
             basis = domain.PriceBasis(command.price_basis.percent_of_lbma,
                                       command.price_basis.fixing)
+        order_id = order_id_for(command.buyer_id, command.idempotency_key)
         with self.db.unit_of_work() as uow:
+            earlier = uow.session.get(store.OrderRow, order_id)
+            if earlier is not None:
+                if (earlier.listing_id, earlier.fine_mg) != (command.listing_id,
+                                                             command.fine_weight):
+                    raise Conflict("this idempotency key was used for a different order",
+                                   field="idempotency_key")
+                return order_view(earlier, store.history(uow.session, [order_id]))
             lot = uow.session.get(store.KnownLotRow, command.listing_id)
             if lot is not None and (refusal := domain.price_refusal(Standard(lot.standard),
                                                                    basis)):
                 raise InvalidInput(refusal, field="price_basis.percent_of_lbma")
             # The producer is known from orders' copy of the lot when it has one, so the
             # producer sees the order while it is PENDING; the reservation confirms it.
-            order = domain.Order(id=str(uuid.uuid4()), buyer_id=command.buyer_id,
+            order = domain.Order(id=order_id, buyer_id=command.buyer_id,
                                  listing_id=command.listing_id, fine_mg=command.fine_weight,
                                  price_basis=basis,
                                  producer_id=lot.producer_id if lot else None,

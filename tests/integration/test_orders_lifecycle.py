@@ -550,3 +550,21 @@ def test_orders_filter_by_status_and_day_and_page_with_cursors(
     assert [i["node"]["id"] for i in first["items"] + rest["items"]] == newest_first
     assert [i["node"]["id"] for i in only_rejected["items"]] == [rejected["id"]]
     assert len(on_the_day["items"]) == 4 and before["items"] == []
+
+
+def test_placing_an_order_again_with_its_idempotency_key_returns_the_same_order(
+        system: Any, config: dict[str, Any]) -> None:
+    producer, _ = certified_producer(system, config)
+    lot = publish(system, config, producer)
+    request = {"buyer_id": "refinery-4", "listing_id": lot["id"], "fine_weight": "10.000",
+               "idempotency_key": "po-2026-0042"}
+    with rpc_as(config, Role.BUYER, "refinery-4") as rpc:
+        first = rpc.orders.place_order(request)
+        again = rpc.orders.place_order(request)  # a retry, or the broker's redelivery
+        assert again["id"] == first["id"]
+        with pytest.raises(Conflict) as reused:
+            rpc.orders.place_order({**request, "fine_weight": "11.000"})
+        assert reused.value.field == "idempotency_key"
+        page = rpc.orders.list_orders(first=100)
+    assert [o["node"]["id"] for o in page["items"]
+            if o["node"]["listing_id"] == lot["id"]] == [first["id"]]
