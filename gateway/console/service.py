@@ -76,6 +76,10 @@ class Console:
     def console_cooperative(self, request: Request) -> Response:
         return self._page(request, cooperative.home, (Role.PRODUCER,))
 
+    @http("POST", "/cooperative/payout-account")
+    def console_onboard(self, request: Request) -> Response:
+        return self._page(request, cooperative.onboard, (Role.PRODUCER,))
+
     @http("GET,POST", "/cooperative/lots/new")
     def console_new_lot(self, request: Request) -> Response:
         return self._page(request, cooperative.new_lot, (Role.PRODUCER,))
@@ -128,14 +132,32 @@ class Console:
     def console_finance(self, request: Request) -> Response:
         return self._page(request, finance.home, (Role.FINANCE,))
 
-    @http("POST", "/finance/payouts/<payout_id>/<action>")
+    @http("GET", "/finance/payouts/<payout_id>")
+    def console_payout(self, request: Request, payout_id: str) -> Response:
+        return self._page(request, finance.payout, (Role.FINANCE,), payout_id=payout_id)
+
+    @http("GET,POST", "/finance/payouts/<payout_id>/<action>")
     def console_payout_action(self, request: Request, payout_id: str, action: str) -> Response:
         return self._page(request, finance.payout_action, (Role.FINANCE,),
                           payout_id=payout_id, action=action)
 
-    @http("GET", "/finance/reconciliations")
+    @http("GET,POST", "/finance/reconciliations")
     def console_reconciliations(self, request: Request) -> Response:
         return self._page(request, finance.reconciliations, (Role.FINANCE,))
+
+    @http("GET", "/finance/reconciliations/<run_id>")
+    def console_reconciliation(self, request: Request, run_id: str) -> Response:
+        return self._page(request, finance.reconciliation, (Role.FINANCE,), run_id=run_id)
+
+    @http("GET", "/finance/reconciliations/<run_id>/csv")
+    def console_reconciliation_csv(self, request: Request, run_id: str) -> Response:
+        return self._page(request, finance.reconciliation_csv, (Role.FINANCE,), run_id=run_id)
+
+    @http("GET,POST", "/finance/reconciliations/<run_id>/lines/<line_id>/resolve")
+    def console_resolve_discrepancy(self, request: Request, run_id: str,
+                                    line_id: str) -> Response:
+        return self._page(request, finance.resolve, (Role.FINANCE,), run_id=run_id,
+                          line_id=line_id)
 
     # -- certifiers --------------------------------------------------------------------
 

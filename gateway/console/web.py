@@ -163,6 +163,11 @@ FLASH = {
     "producer-registered": N_("The cooperative is registered."),
     "certification-granted": N_("The certification is recorded."),
     "certification-changed": N_("The certification's status is changed."),
-    "payout-changed": N_("The payout is updated."),
+    "payout-approve": N_("Your approval is recorded."),
+    "payout-reject": N_("The payout is rejected; its approvals are void."),
+    "payout-release": N_("The hold is released."),
+    "payout-retry": N_("The payout is being tried again."),
+    "reconciliation-run": N_("The reconciliation has run."),
+    "discrepancy-resolved": N_("The discrepancy is resolved; your note is kept."),
     "session-expired": N_("Your session has ended. Sign in again."),
 }

@@ -16,6 +16,7 @@ from services.certification.service import CertificationService
 from services.listings.service import ListingsService
 from services.orders.service import OrdersService
 from services.payouts.service import PayoutsService
+from services.payouts.stripe_local import StripeLocal
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -23,13 +24,17 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 900}
+# USD 1,000.00: the story's premium (USD 2,400.83) is above it, so it needs two approvals.
+FOUR_EYES_THRESHOLD_CENTS = 100_000
 
 
 class Console:
     """The running system, seen from a browser: its address and the services' runners."""
 
-    def __init__(self, config: dict[str, Any], services: Any, browser: Browser) -> None:
+    def __init__(self, config: dict[str, Any], services: Any, browser: Browser,
+                 stripe: StripeLocal) -> None:
         self.config = config
+        self.stripe = stripe
         self.url = f"http://{config['WEB_SERVER_ADDRESS']}"
         self.services = services
         self.browser = browser
@@ -67,17 +72,35 @@ def playwright() -> Playwright:
 
 
 @pytest.fixture
-def console(runner_factory: Any, veta_config: dict[str, Any], playwright: Playwright
-            ) -> Iterator[Console]:
+def stripe_server() -> Iterator[StripeLocal]:
+    local = StripeLocal()
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def console(runner_factory: Any, veta_config: dict[str, Any], playwright: Playwright,
+            stripe_server: StripeLocal) -> Iterator[Console]:
+    # Payouts talks to the local Stripe server, which sends its webhooks to payouts' port.
+    address = veta_config["WEB_SERVER_ADDRESSES"]["payouts"]
+    stripe_server.add_webhook_url(f"http://{address}/stripe/webhooks")
+    config = {**veta_config,
+              "STRIPE": {"api_key": stripe_server.api_key, "api_base": stripe_server.url,
+                         "webhook_secret": stripe_server.webhook_secret},
+              "PAYOUTS": {"sweep_seconds": 0.1, "retry_base_seconds": 0.2,
+                          "retry_cap_seconds": 1.0, "lease_seconds": 3.0,
+                          "stripe_timeout_seconds": 5.0,
+                          "four_eyes_threshold_cents": FOUR_EYES_THRESHOLD_CENTS}}
     # The services get ports of their own (for their health probes): on the gateway's port
     # the kernel would share connections out among every server bound to it.
-    services = runner_factory({**veta_config, "WEB_SERVER_ADDRESS": "127.0.0.1:0"},
+    services = runner_factory({**config, "WEB_SERVER_ADDRESS": "127.0.0.1:0"},
                               CertificationService, ListingsService, OrdersService,
                               PayoutsService)
     services.start()
-    runner_factory(veta_config, GatewayService).start()
+    runner_factory(config, GatewayService).start()
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-    console = Console(veta_config, services, browser)
+    console = Console(config, services, browser, stripe_server)
     yield console
     # Closed while the system still runs, so that no connection is left to the web server.
     console.close()

@@ -1,25 +1,56 @@
 """The console's story in a browser: a certifier certifies a cooperative, the cooperative lists
-a lot, a buyer finds and orders it, the cooperative ships, the buyer confirms delivery, and
-finance sees the premium owed; the cooperative's pages in Spanish, the buyer's in English.
+a lot and opens its Stripe account, a buyer finds and orders it, the cooperative ships, the
+buyer confirms delivery, two finance users approve the premium (four eyes), it is paid, and a
+reconciliation run shows it matched; the cooperative's pages in Spanish, the others in English.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import stripe
 from nameko.testing.services import entrypoint_waiter
 from nameko.testing.utils import get_container
 from playwright.sync_api import Page, expect
 
+from gateway.auth import TokenSettings, issue_token
 from services.listings.service import ListingsService
 from services.orders.service import OrdersService
 from services.payouts.service import PayoutsService
 from shared.caller import Role
 from tests.browser.conftest import PHONE, Console, screenshot
-from tests.helpers import token
+from tests.helpers import rpc_as, token
 
 BUYER = "refinery-alpine"
+FIRST_APPROVER, SECOND_APPROVER = "ana.finance", "ben.finance"
+# Stripe's answers and webhooks, and the sweep, come while the page refreshes itself.
+STRIPE_WAIT_MS = 15_000
+
+
+def finance_token(console: Console, subject: str) -> str:
+    return issue_token(TokenSettings.from_config(console.config), Role.FINANCE,
+                       subject=subject)
+
+
+def buyer_saves_a_card(console: Console) -> None:
+    # Saving a card is Stripe.js's business in the buyer's own systems, not a console page.
+    with rpc_as(console.config, Role.BUYER, BUYER) as rpc:
+        rpc.payouts.set_buyer_funding({"buyer_id": BUYER, "payment_method": "pm_card_visa"})
+
+
+def cooperative_opens_its_stripe_account(console: Console, cooperative: Page) -> None:
+    cooperative.goto(f"{console.url}/cooperative")
+    account = cooperative.locator("#payout-account")
+    expect(account).to_contain_text("abra una cuenta de Stripe")
+    account.get_by_role("button", name="Configurar pagos con Stripe").click()
+    expect(cooperative.locator("h1")).to_have_text("Pagos con Stripe")
+    # The local Stripe server completes the form and sends the cooperative back to its page.
+    cooperative.get_by_role("link", name="Continuar a Stripe").click()
+    expect(cooperative).to_have_url(re.compile(r"/cooperative$"))
+    expect(cooperative.locator("#payout-account")).to_contain_text(
+        "Las primas se pagan en su cuenta de Stripe acct_", timeout=STRIPE_WAIT_MS)
 
 
 def certify_a_cooperative(console: Console) -> str:
@@ -82,6 +113,7 @@ def list_a_lot_in_spanish(console: Console, cooperative: Page) -> str:
 
 def test_a_lot_goes_from_the_cooperative_to_the_buyer_and_its_premium_to_finance(
         console: Console) -> None:
+    buyer_saves_a_card(console)
     producer_id = certify_a_cooperative(console)
 
     # The cooperative, on a phone, in Spanish (from the browser's language).
@@ -91,6 +123,7 @@ def test_a_lot_goes_from_the_cooperative_to_the_buyer_and_its_premium_to_finance
     expect(cooperative.locator(".banner-warning")).to_contain_text("FME-CO-0001")
     expect(cooperative.locator(".banner-warning")).to_contain_text("en 20 días")
     lot_id = list_a_lot_in_spanish(console, cooperative)
+    cooperative_opens_its_stripe_account(console, cooperative)
 
     # The buyer, in English, finds the lot with the listings filters.
     buyer = console.sign_in(console.context("en-GB"), token(console.config, Role.BUYER, BUYER))
@@ -145,22 +178,182 @@ def test_a_lot_goes_from_the_cooperative_to_the_buyer_and_its_premium_to_finance
     screenshot(buyer, "buyer-order-delivered")
 
     # Finance sees the premium: 400.138 g x USD 6,000 per kg = USD 2,400.83.
-    finance = console.sign_in(console.context("en-GB"), token(console.config, Role.FINANCE))
-    expect(finance).to_have_url(re.compile(r"/finance$"))
-    row = finance.locator("tbody tr", has_text="Cooperativa Aurífera Río Verde")
+    ana = console.sign_in(console.context("en-GB"), finance_token(console, FIRST_APPROVER))
+    expect(ana).to_have_url(re.compile(r"/finance$"))
+    row = ana.locator("tbody tr", has_text="Cooperativa Aurífera Río Verde")
     expect(row).to_contain_text("$2,400.83")
     expect(row).to_contain_text("$6,000.00")
-    expect(row).to_contain_text("Calculated")
-    expect(finance.locator(".chart")).to_contain_text("Cooperativa Aurífera Río Verde")
-    screenshot(finance, "finance-premiums")
-    finance.get_by_role("link", name="Español").click()
-    expect(finance.get_by_role("heading", level=1)).to_have_text(
+    expect(ana.locator(".chart")).to_contain_text("Cooperativa Aurífera Río Verde")
+    screenshot(ana, "finance-premiums")
+    ana.get_by_role("link", name="Español").click()
+    expect(ana.get_by_role("heading", level=1)).to_have_text(
         "Primas adeudadas a las cooperativas")
     expect(row).to_contain_text("2.400,83 US$")
-    expect(row).to_contain_text("Calculada")
-    screenshot(finance, "finance-premiums-es")
+    screenshot(ana, "finance-premiums-es")
+    ana.get_by_role("link", name="English").click()
 
-    # The cooperative sees what it has earned and what is pending.
+    payout_url = four_eyes_approve_the_premium(console, ana)
+    reconcile_the_month(console, payout_url)
+
+    # The cooperative sees what it has earned, and that it is paid.
     cooperative.goto(f"{console.url}/cooperative")
     expect(cooperative.locator(".totals")).to_contain_text("2.400,83 US$")
+    expect(cooperative.locator(".total", has_text="Pagada")).to_contain_text("2.400,83 US$")
+    expect(cooperative.locator(".total", has_text="Pendiente")).to_contain_text("0,00 US$")
     screenshot(cooperative, "cooperative-home-es")
+
+
+def four_eyes_approve_the_premium(console: Console, ana: Page) -> str:
+    """Ana asks, cannot approve her own request, Ben (on a phone) gives the second approval,
+    and the premium is paid."""
+    ana.locator("tbody tr", has_text="Cooperativa Aurífera Río Verde").get_by_role(
+        "link", name="Cooperativa Aurífera Río Verde").click()
+    expect(ana.locator("h1")).to_contain_text("$2,400.83")
+    payout_url = ana.url
+    # Funded once the buyer's saved card is charged; the page refreshes itself until then.
+    expect(ana.locator("#payout-status")).to_have_text("Funded", timeout=STRIPE_WAIT_MS)
+    expect(ana.locator("#approvals-count")).to_have_text("0 of 2 approvals")
+    expect(ana.locator("#four-eyes")).to_contain_text("two different finance users must approve")
+
+    # A reason is needed to reject: the API's typed error, beside the field, which is focused.
+    ana.get_by_role("button", name="Reject").click()
+    reason = ana.get_by_label("Reason for rejecting")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(ana.locator("#reject-reason-error")).to_contain_text("say why")
+    expect(reason).to_be_focused()
+    expect(ana.locator("#payout-status")).to_have_text("Funded")
+
+    ana.get_by_role("button", name="Approve", exact=True).click()
+    expect(ana.locator(".flash")).to_have_text("Your approval is recorded.")
+    expect(ana.locator("#approvals-count")).to_have_text("1 of 2 approvals")
+    expect(ana.locator(".approvers")).to_contain_text(FIRST_APPROVER)
+    expect(ana.locator("#waiting-for-second")).to_contain_text(
+        "a second finance user must approve it")
+    expect(ana.locator("#payout-status")).to_have_text("Funded")
+
+    # She cannot approve her own request: the API refuses, and says so beside the button.
+    second = ana.get_by_role("button", name="Give the second approval")
+    second.click()
+    expect(ana.locator("#approve-payoutId-error")).to_contain_text(
+        "you already approved this payout: a second finance user must approve it")
+    expect(second).to_have_attribute("aria-describedby", "approve-payoutId-error")
+    expect(second).to_be_focused()
+    expect(ana.locator("#approvals-count")).to_have_text("1 of 2 approvals")
+    screenshot(ana, "finance-payout-four-eyes")
+    ana.get_by_role("link", name="Español").click()
+    expect(ana.locator("#approvals-count")).to_have_text("1 de 2 aprobaciones")
+    screenshot(ana, "finance-payout-four-eyes-es")
+    ana.get_by_role("link", name="English").click()
+
+    # Ben, on a phone, gives the second approval; the sweep pays it through Stripe.
+    ben = console.sign_in(console.context("en-GB", PHONE),
+                          finance_token(console, SECOND_APPROVER))
+    ben.goto(payout_url)
+    expect(ben.locator(".approvers")).to_contain_text(FIRST_APPROVER)
+    ben.keyboard.press("Tab")
+    expect(ben.get_by_role("link", name="Skip to content")).to_be_focused()
+    ben.get_by_role("button", name="Give the second approval").click()
+    expect(ben.locator(".flash")).to_have_text("Your approval is recorded.")
+    expect(ben.locator("#payout-status")).to_have_text("Paid", timeout=STRIPE_WAIT_MS)
+    expect(ben.locator("#approvals-count")).to_have_text("2 of 2 approvals")
+    history = ben.locator("#payout-history tbody tr")
+    expect(history).to_have_count(6)
+    expect(history.nth(0)).to_contain_text("Calculated")
+    expect(history.nth(1)).to_contain_text("Funded")
+    expect(history.nth(2)).to_contain_text(FIRST_APPROVER)
+    expect(history.nth(2)).to_contain_text("Approval requested")
+    expect(history.nth(3)).to_contain_text(SECOND_APPROVER)
+    expect(history.nth(3)).to_contain_text("Approved")
+    expect(history.nth(4)).to_contain_text("Submitted")
+    expect(history.nth(5)).to_contain_text("Paid")
+    expect(ben.locator("main")).to_contain_text("tr_")
+    assert ben.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(ben, "finance-payout-paid-phone")
+
+    ana.goto(f"{console.url}/finance")
+    expect(ana.locator("tbody tr", has_text="Cooperativa Aurífera Río Verde")).to_contain_text(
+        "Paid")
+    screenshot(ana, "finance-premiums-paid")
+    return payout_url
+
+
+def reconcile_the_month(console: Console, payout_url: str) -> None:
+    """A run for this month matches the buyer's payment and the transfer; a transfer someone
+    made by hand in Stripe is a discrepancy, resolved with a note; the run downloads as CSV."""
+    payout_id = payout_url.rsplit("/", 1)[-1]
+    producer_id = _producer_of(console, payout_id)
+    with rpc_as(console.config, Role.FINANCE) as rpc:
+        account = rpc.payouts.get_payout_account(producer_id)["stripe_account_id"]
+    client = stripe.StripeClient(console.stripe.api_key,
+                                 base_addresses={"api": console.stripe.url},
+                                 max_network_retries=0)
+    client.v1.transfers.create({"amount": 5000, "currency": "usd", "destination": account,
+                                "metadata": {"obligation_id": "made-by-hand"}})
+
+    finance = console.sign_in(console.context("en-GB"), finance_token(console, "carla.finance"))
+    finance.get_by_role("link", name="Reconciliation", exact=True).click()
+    period = finance.get_by_label("Period")
+    expect(period).to_have_value(datetime.now(UTC).strftime("%Y-%m"))
+    period.fill("2026-13")
+    finance.get_by_role("button", name="Run reconciliation").click()
+    expect(period).to_have_attribute("aria-invalid", "true")
+    expect(finance.locator("#period-error")).to_contain_text("the month must be 01 to 12")
+    expect(period).to_be_focused()
+
+    period.fill(datetime.now(UTC).strftime("%Y-%m"))
+    finance.get_by_role("button", name="Run reconciliation").click()
+    expect(finance.locator(".flash")).to_have_text("The reconciliation has run.")
+    expect(finance.locator("#run-status")).to_have_text("Done")
+    mine = finance.locator(".line-card", has_text=payout_id[:8])
+    expect(mine).to_have_count(2)
+    expect(mine.filter(has_text="Buyer's payment")).to_contain_text("Matched")
+    expect(mine.filter(has_text="Transfer")).to_contain_text("Matched")
+    expect(mine.filter(has_text="Transfer")).to_contain_text("$2,400.83")
+    screenshot(finance, "finance-reconciliation")
+
+    finance.get_by_role("link", name=re.compile("Missing in Veta")).click()
+    stray = finance.locator(".line-card", has_text="Missing in Veta")
+    expect(stray).to_have_count(1)
+    expect(stray).to_contain_text("$50.00")
+    stray.get_by_role("button", name="Resolve").click()
+    note = finance.locator(".line-card").get_by_label("Note")
+    expect(note).to_have_attribute("aria-invalid", "true")
+    expect(note).to_be_focused()
+    note.fill("A test transfer made by hand in Stripe's dashboard; reversed there.")
+    finance.locator(".line-card").get_by_role("button", name="Resolve").click()
+    expect(finance.locator(".flash")).to_have_text(
+        "The discrepancy is resolved; your note is kept.")
+    expect(finance.locator(".line-card .resolution", has_text="carla.finance")).to_contain_text(
+        "made by hand in Stripe's dashboard")
+
+    with finance.expect_download() as download:
+        finance.get_by_role("link", name="Download CSV").click()
+    csv = Path(download.value.path()).read_text()
+    assert csv.splitlines()[0].startswith("status,kind,obligation_id")
+    assert sum(line.startswith("MATCHED") and payout_id in line
+               for line in csv.splitlines()) == 2
+    assert "MISSING_IN_VETA" in csv
+
+    # The same run on a phone, in Spanish: it fits the screen, and the note is there.
+    run_url = finance.url.split("?")[0].split("#")[0]
+    phone = console.sign_in(console.context("es-CO", PHONE),
+                            finance_token(console, "carla.finance"))
+    phone.goto(run_url)
+    expect(phone.locator("h1")).to_have_text(
+        f"Conciliación de {datetime.now(UTC).strftime('%Y-%m')}")
+    expect(phone.locator(".line-card", has_text="Falta en Veta")).to_contain_text(
+        "made by hand in Stripe's dashboard")
+    expect(phone.locator(".line-card", has_text=payout_id[:8]).filter(
+        has_text="Pago del comprador")).to_contain_text("Conciliado")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(phone, "finance-reconciliation-es-phone")
+
+    finance.get_by_role("link", name="Reconciliation", exact=True).click()
+    expect(finance.locator("tbody tr").first).to_contain_text("Done")
+    screenshot(finance, "finance-reconciliations")
+
+
+def _producer_of(console: Console, payout_id: str) -> str:
+    with rpc_as(console.config, Role.FINANCE) as rpc:
+        [obligation] = rpc.payouts.get_obligations([payout_id])
+    return str(obligation["producer_id"])

@@ -71,6 +71,18 @@ mutation Withdraw($input: WithdrawListingInput!) {
   withdrawListing(input: $input) { listing { id status } errors { field code message } }
 }"""
 
+PAYOUT_ACCOUNT = """
+query PayoutAccount($id: ID!) {
+  payoutAccount(producerId: $id) { stripeAccountId transfersActive }
+}"""
+
+ONBOARD = """
+mutation Onboard($input: CreateStripeOnboardingLinkInput!) {
+  createStripeOnboardingLink(input: $input) {
+    link { url expiresAt } errors { field code message }
+  }
+}"""
+
 LOT_FIELDS = {"standard", "form", "grossWeight", "fineness", "mineSite.name", "mineSite.region",
               "mineSite.country", "mineSite.latitude", "mineSite.longitude", "mercuryFree",
               "assayReference"}
@@ -90,7 +102,34 @@ def home(visit: Visit, errors: dict[str, dict[str, list[str]]] | None = None,
         warnings=expiry_warnings(producer["certifications"], date.today()),
         lots=_own_lots(visit), orders=[edge["node"] for edge in data["orders"]["edges"]],
         payouts=payouts, premiums=premium_totals(payouts),
-        more_payouts=data["payouts"]["pageInfo"]["hasNextPage"], errors=errors or {})
+        more_payouts=data["payouts"]["pageInfo"]["hasNextPage"], errors=errors or {},
+        account=_payout_account(visit), can_onboard=api.offers_mutation(
+            "createStripeOnboardingLink"))
+
+
+def _payout_account(visit: Visit) -> dict[str, Any] | None:
+    """The cooperative's Stripe account as payouts keeps it; None if it has none yet."""
+    if not api.offers_query("payoutAccount"):
+        return None
+    account: dict[str, Any] | None = visit.api.query(PAYOUT_ACCOUNT, id=visit.organisation)[
+        "payoutAccount"]
+    return account
+
+
+def onboard(visit: Visit) -> Response:
+    """A fresh Stripe onboarding link for the cooperative, shown as a link to follow: Stripe
+    sends it back to its page when done."""
+    if not visit.organisation:
+        return refused(visit, 403, "NO_ORGANISATION")
+    if not api.offers_mutation("createStripeOnboardingLink"):
+        return not_offered(visit)
+    back = f"{visit.request.host_url}cooperative"
+    outcome = visit.api.mutate(ONBOARD, set(), input={
+        "producerId": visit.organisation, "returnUrl": back, "refreshUrl": back})
+    if not outcome.ok:
+        return visit.render("cooperative/onboarding.html", status=422, link=None,
+                            general=outcome.general)
+    return visit.render("cooperative/onboarding.html", link=outcome.result, general=[])
 
 
 def _own_lots(visit: Visit) -> list[dict[str, Any]] | None:

@@ -1,16 +1,18 @@
-"""Finance staff's pages: premium obligations by state with what can be done to each, a chart
-of premiums per producer and month, and reconciliation runs.
+"""Finance staff's pages: premium obligations by state, one obligation with its approvals and
+history and what can be done to it, a chart of premiums, and reconciliation runs.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from gateway.console import api, drawings
-from gateway.console.pages.access import not_offered
+from gateway.console.pages.access import not_offered, refused
 from gateway.console.web import Visit
 
 PAYOUTS = """
@@ -25,33 +27,105 @@ query Payouts($after: String) {
   }
 }"""
 
+PAYOUT = """
+query Payout($id: ID!) {
+  payout(id: $id) {
+    id orderId buyerId standard status deliveredOn createdAt fundedAt paidAt
+    paymentIntentId transferId attempt idempotencyKey approvals approvalsNeeded
+    fineWeight { grams } ratePerKg { amount currency } amount { amount currency }
+    reversedAmount { amount currency }
+    producer { id name }
+    failure { stage code message retryable failures nextAttemptAt }
+    hold { reason heldFrom heldAt }
+    history { action fromStatus toStatus actor at reason }
+  }
+}"""
+
 # What finance can do to an obligation, by the mutation the API keeps for it; each action is
 # offered only once the API serves its mutation.
 ACTIONS = {"approve": "approvePayout", "reject": "rejectPayout",
            "release": "releasePayoutHold", "retry": "retryPayout"}
+# The fields of an action's form; the API's error naming one of them is shown beside it, and
+# one naming the payout itself beside the action's button.
+ACTION_FIELDS = {"reason", "payoutId"}
 
 RECONCILIATIONS = """
 query Reconciliations {
-  reconciliations(first: 20) { edges { node { id period status } } }
+  reconciliations(first: 20) {
+    edges { node {
+      id period status startedBy startedAt
+      counts { matched missingInStripe missingInVeta amountMismatch currencyMismatch duplicate }
+    } }
+  }
 }"""
 
+RECONCILIATION = """
+query Reconciliation($id: ID!, $after: String) {
+  reconciliation(id: $id) {
+    id period source status startedBy startedAt finishedAt error
+    counts { matched missingInStripe missingInVeta amountMismatch currencyMismatch duplicate }
+    lines(first: 100, after: $after) {
+      edges { node {
+        id seq status kind obligationId producerId month vetaStripeId stripeId
+        vetaAmount { amount currency } stripeAmount { amount currency }
+        resolution resolvedBy resolvedAt
+      } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
 
-def home(visit: Visit, errors: dict[str, list[str]] | None = None,
-         status: int = 200) -> Response:
+RECONCILIATION_CSV = """
+query ReconciliationCsv($id: ID!) { reconciliation(id: $id) { id period csv } }"""
+
+RUN_RECONCILIATION = """
+mutation Run($input: RunReconciliationInput!) {
+  runReconciliation(input: $input) { reconciliation { id } errors { field code message } }
+}"""
+
+RESOLVE = """
+mutation Resolve($input: ResolveDiscrepancyInput!) {
+  resolveDiscrepancy(input: $input) { line { id resolution } errors { field code message } }
+}"""
+
+PERIOD = re.compile(r"\d{4}(-\d{2})?")
+LINE_STATUSES = {"MATCHED", "MISSING_IN_STRIPE", "MISSING_IN_VETA", "AMOUNT_MISMATCH",
+                 "CURRENCY_MISMATCH", "DUPLICATE"}
+
+
+def home(visit: Visit) -> Response:
     data = visit.api.query(PAYOUTS, after=visit.request.args.get("after") or None)
     payouts = [edge["node"] for edge in data["payouts"]["edges"]]
     counts = Counter(payout["status"] for payout in payouts)
     shown = visit.request.args.get("status", "")
     listed = [payout for payout in payouts if not shown or payout["status"] == shown]
-    actions = {name: mutation for name, mutation in ACTIONS.items()
-               if api.offers_mutation(mutation)}
-    return visit.render("finance/home.html", status=status, payouts=listed, counts=counts,
+    return visit.render("finance/home.html", payouts=listed, counts=counts,
                         total=len(payouts), shown=shown, page_info=data["payouts"]["pageInfo"],
-                        chart=drawings.premium_chart(payouts), actions=actions,
-                        errors=errors or {})
+                        chart=drawings.premium_chart(payouts))
+
+
+def payout(visit: Visit, payout_id: str, failed: str | None = None,
+           errors: dict[str, list[str]] | None = None, general: list[str] | None = None
+           ) -> Response:
+    """One obligation: its figures, the approvals it has and needs, what can be done to it
+    now, and its history. `failed` names the action whose form the API refused."""
+    data = visit.api.query(PAYOUT, id=payout_id)
+    found = data["payout"]
+    if found is None:
+        return refused(visit, 404, "NOT_FOUND")
+    actions = {name for name, mutation in ACTIONS.items() if api.offers_mutation(mutation)}
+    me = visit.caller.subject if visit.caller else ""
+    refused_here = bool(errors or general)
+    return visit.render(
+        "finance/payout.html", status=422 if refused_here else 200, p=found,
+        actions=actions, me=me, failed=failed, errors=errors or {}, general=general or [],
+        values=dict(visit.form) if refused_here else {})
 
 
 def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
+    if visit.request.method != "POST":
+        # The address a refused form was shown at (the language links lead back to it).
+        return visit.redirect(f"/finance/payouts/{payout_id}")
     mutation = ACTIONS.get(action)
     if mutation is None or not api.offers_mutation(mutation):
         return not_offered(visit)
@@ -60,15 +134,85 @@ def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
         input_["reason"] = visit.form["reason"]
     document = (f"mutation Act($input: {mutation[0].upper()}{mutation[1:]}Input!) "
                 f"{{ {mutation}(input: $input) {{ errors {{ field code message }} }} }}")
-    outcome = visit.api.mutate(document, set(), input=input_)
+    outcome = visit.api.mutate(document, ACTION_FIELDS, input=input_)
     if outcome.ok:
-        return visit.redirect("/finance", flash="payout-changed")
-    return home(visit, errors={payout_id: outcome.general}, status=422)
+        return visit.redirect(f"/finance/payouts/{payout_id}", flash=f"payout-{action}")
+    return payout(visit, payout_id, failed=action, errors=outcome.by_field,
+                  general=outcome.general)
+
+
+def this_month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
 
 
 def reconciliations(visit: Visit) -> Response:
+    """The runs so far, and a form to run a period (a month or a year)."""
     if not api.offers_query("reconciliations"):
         return not_offered(visit)
+    values = {"period": this_month()}
+    errors: dict[str, list[str]] = {}
+    general: list[str] = []
+    if visit.request.method == "POST":
+        if not api.offers_mutation("runReconciliation"):
+            return not_offered(visit)
+        values = {"period": visit.form.get("period", "").strip()}
+        outcome = visit.api.mutate(RUN_RECONCILIATION, {"period"},
+                                   input={"period": values["period"]})
+        if outcome.ok:
+            return visit.redirect(f"/finance/reconciliations/{outcome.result['id']}",
+                                  flash="reconciliation-run")
+        errors, general = outcome.by_field, outcome.general
     data = visit.api.query(RECONCILIATIONS)
     return visit.render("finance/reconciliations.html",
-                        runs=[edge["node"] for edge in data["reconciliations"]["edges"]])
+                        status=422 if errors or general else 200,
+                        runs=[edge["node"] for edge in data["reconciliations"]["edges"]],
+                        values=values, errors=errors, general=general,
+                        can_run=api.offers_mutation("runReconciliation"))
+
+
+def reconciliation(visit: Visit, run_id: str, line_id: str | None = None,
+                   errors: dict[str, list[str]] | None = None,
+                   general: list[str] | None = None) -> Response:
+    """One run: its counts and its lines, each discrepancy with a form to resolve it."""
+    data = visit.api.query(RECONCILIATION, id=run_id,
+                           after=visit.request.args.get("after") or None)
+    run = data["reconciliation"]
+    if run is None:
+        return refused(visit, 404, "NOT_FOUND")
+    shown = visit.request.args.get("status", "")
+    lines = [edge["node"] for edge in run["lines"]["edges"]]
+    listed = [line for line in lines if not shown or line["status"] == shown]
+    refused_here = bool(errors or general)
+    return visit.render("finance/reconciliation.html", status=422 if refused_here else 200,
+                        run=run, lines=listed, shown=shown, failed_line=line_id,
+                        errors=errors or {}, general=general or [],
+                        values=dict(visit.form) if refused_here else {},
+                        can_resolve=api.offers_mutation("resolveDiscrepancy"))
+
+
+def resolve(visit: Visit, run_id: str, line_id: str) -> Response:
+    if visit.request.method != "POST":
+        return visit.redirect(f"/finance/reconciliations/{run_id}")
+    if not api.offers_mutation("resolveDiscrepancy"):
+        return not_offered(visit)
+    outcome = visit.api.mutate(RESOLVE, {"note", "lineId"}, input={
+        "lineId": line_id, "note": visit.form.get("note", "")})
+    if outcome.ok:
+        shown = visit.request.args.get("status", "")
+        query = f"?status={shown}" if shown in LINE_STATUSES else ""
+        return visit.redirect(f"/finance/reconciliations/{run_id}{query}#line-{line_id}",
+                              flash="discrepancy-resolved")
+    return reconciliation(visit, run_id, line_id, outcome.by_field, outcome.general)
+
+
+def reconciliation_csv(visit: Visit, run_id: str) -> Response:
+    """Every line of the run as the API writes it, as a file to save."""
+    data = visit.api.query(RECONCILIATION_CSV, id=run_id)
+    run = data["reconciliation"]
+    if run is None:
+        return refused(visit, 404, "NOT_FOUND")
+    period = run["period"] if PERIOD.fullmatch(run["period"]) else "period"
+    response = Response(run["csv"], mimetype="text/csv", headers={
+        "Content-Disposition":
+            f'attachment; filename="veta-reconciliation-{period}-{run["id"][:8]}.csv"'})
+    return visit.finish(response)
