@@ -119,7 +119,7 @@ def fund(db: ServiceDatabase, access: StripeAccess, obligation_id: str, now: Clo
         if why.definitive:
             _record_funding(db, obligation_id, existing, now(), why.code, why.message)
         return
-    _record_funding(db, obligation_id, str(intent["id"]), now(), None, None)
+    _record_funding(db, obligation_id, str(intent["id"]), now(), None, None, intent)
 
 
 def _intent_of(error: stripe.CardError) -> str | None:
@@ -129,7 +129,8 @@ def _intent_of(error: stripe.CardError) -> str | None:
 
 
 def _record_funding(db: ServiceDatabase, obligation_id: str, intent_id: str | None,
-                    at: datetime, code: str | None, message: str | None) -> None:
+                    at: datetime, code: str | None, message: str | None,
+                    intent: dict[str, Any] | None = None) -> None:
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         if row is None:
@@ -138,6 +139,11 @@ def _record_funding(db: ServiceDatabase, obligation_id: str, intent_id: str | No
         if intent_id and not ob.payment_intent_id:
             ob.record_payment_intent(intent_id)
         change = ob.funding_failed(code, message or "", at) if code else None
+        if intent_id and intent is not None and intent.get("status") == "succeeded":
+            # Stripe's answer already says the buyer paid: fund now rather than depend on
+            # the webhook alone (a webhook lost for good would leave the premium unfunded).
+            # `fund` is idempotent, so the webhook arriving later changes nothing.
+            change = ob.fund(intent_id, intent.get("latest_charge"), at)
         save(uow, row, ob, at, change)
 
 
