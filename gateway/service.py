@@ -17,7 +17,6 @@ from graphql import ExecutionResult, GraphQLError, execute, parse, validate
 from nameko.containers import WorkerContext
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
 
 from gateway import limits
@@ -29,6 +28,7 @@ from gateway.schema import schema
 from shared.caller import CALLER_CONTEXT_KEY, Caller
 from shared.errors import VetaError
 from shared.http import http
+from shared.messaging import RpcProxy
 from shared.observability import Operations, bind
 
 log = logging.getLogger(__name__)

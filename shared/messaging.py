@@ -24,7 +24,8 @@ from nameko.containers import WorkerContext
 from nameko.events import EventHandler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
-from nameko.rpc import Rpc, RpcConsumer
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer
+from nameko.rpc import RpcProxy as NamekoRpcProxy
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -105,6 +106,32 @@ class AnsweringRpc(Rpc):
 rpc = AnsweringRpc.decorator
 """Every Veta RPC entrypoint: use this, never nameko's own, so that all of a service's
 methods share the one consumer on its `rpc-<service>` queue."""
+
+
+class SurvivingReplyListener(ReplyListener):
+    """nameko's RPC reply listener, which acks each reply before handing it over.
+
+    An ack on a connection the broker has just dropped raises in the listener's thread and
+    kills the whole container (the gateway, in practice). The reply is still delivered to
+    its waiting caller; the lost ack only means the broker may offer it again, and a reply
+    whose caller has gone is ignored by correlation id.
+    """
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        try:
+            self.queue_consumer.ack_message(message)
+        except BROKER_GONE:
+            log.warning("could not ack an RPC reply: the broker is unreachable")
+        correlation_id = message.properties.get("correlation_id")
+        waiting = self._reply_events.pop(correlation_id, None)
+        if waiting is not None:
+            waiting.send(body)
+
+
+class RpcProxy(NamekoRpcProxy):
+    """nameko's RpcProxy with a reply listener that survives the broker going away."""
+
+    rpc_reply_listener = SurvivingReplyListener()
 
 
 def consumes(source: str, event_type: str) -> Any:
