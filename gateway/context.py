@@ -71,8 +71,10 @@ class RequestContext:
         """Call a service, giving up with UNAVAILABLE rather than waiting forever."""
         self.rpc_calls += 1
         try:
-            reply = getattr(self.proxies[service], method).call_async(*args, **kwargs)
+            # The timeout covers sending too: with the broker down, publishing alone retries
+            # for seconds before it gives up.
             with eventlet.Timeout(self.timeout):
+                reply = getattr(self.proxies[service], method).call_async(*args, **kwargs)
                 return reply.result()
         except eventlet.Timeout:
             raise Refused("UNAVAILABLE", f"the {service} service did not answer in time") \

@@ -57,6 +57,14 @@ def attempts(engine: Any, order_id: str) -> int:
                                       {"id": order_id}).scalar_one())
 
 
+def request_sent(engine: Any, order_id: str) -> bool:
+    """The order's order_placed is out of the outbox (asking again re-queues that row)."""
+    with engine.connect() as connection:
+        return bool(connection.execute(text(
+            "SELECT o.sent_at IS NOT NULL FROM outbox o JOIN orders r "
+            "ON o.event_id = r.placed_event_id WHERE r.id = :id"), {"id": order_id}).scalar())
+
+
 def waiting_in_listings_queue(config: dict[str, Any]) -> int:
     with Connection(config["AMQP_URI"]) as connection:
         declared = Queue(LISTINGS_ORDER_QUEUE, durable=True)(connection.default_channel)
@@ -117,8 +125,12 @@ def test_asking_again_while_listings_is_down_never_reserves_twice(
     get_container(system, ListingsService).stop()
     clock = start_clock(system)
     order = place(config, lot["id"], "300.000")
+    # Each request must have left the outbox before the next is asked for: asking again
+    # while the row still waits there sends it once, not twice.
+    eventually(lambda: request_sent(orders_db, order["id"]))
     clock.move_to(clock.pinned + timedelta(seconds=31))
     eventually(lambda: attempts(orders_db, order["id"]) == 2)
+    eventually(lambda: request_sent(orders_db, order["id"]))
     clock.move_to(clock.pinned + timedelta(seconds=31))
     eventually(lambda: attempts(orders_db, order["id"]) == 3)
     eventually(lambda: waiting_in_listings_queue(config) == 3)
