@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -110,37 +111,57 @@ class Measure:
         return self.memo[key]
 
 
+def check(schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any],
+          max_cost: int = MAX_COST, max_depth: int = MAX_DEPTH) -> list[GraphQLError]:
+    """Each operation's refusals for its page sizes, depth and cost with these variables.
+
+    Run on a document the specified rules found valid; the page sizes may come from the
+    variables, so this is the part of validation that runs again for every request.
+    """
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    errors: list[GraphQLError] = []
+    for node in document.definitions:
+        if not isinstance(node, OperationDefinitionNode):
+            continue
+        measure = Measure(schema, fragments, variables)
+        cost, depth = measure.selection(schema.get_root_type(node.operation),
+                                        node.selection_set)
+        for field in dict.fromkeys(measure.bad_pages):
+            errors.append(GraphQLError(
+                f"first must be between 1 and {MAX_PAGE} on {field}", node,
+                extensions={"code": "BAD_USER_INPUT", "field": "first"}))
+        if depth > max_depth:
+            errors.append(GraphQLError(
+                f"this query is {depth} levels deep, beyond the limit of {max_depth}",
+                node, extensions={"code": "BAD_USER_INPUT", "depth": depth}))
+        if cost > max_cost:
+            errors.append(GraphQLError(
+                f"this query would cost {cost}, above the limit of {max_cost}; "
+                "ask for fewer items or fewer fields", node,
+                extensions={"code": "BAD_USER_INPUT", "cost": cost}))
+    return errors
+
+
 def limits(max_cost: int, max_depth: int, variables: dict[str, Any]
            ) -> type[ValidationRule]:
+    """`check` as a validation rule, for validating a document in one pass."""
+
     class Limits(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode,
-                                       *_args: Any) -> None:
-            schema = self.context.schema
-            fragments = {d.name.value: d for d in self.context.document.definitions
-                         if isinstance(d, FragmentDefinitionNode)}
-            measure = Measure(schema, fragments, variables)
-            cost, depth = measure.selection(schema.get_root_type(node.operation),
-                                            node.selection_set)
-            for field in dict.fromkeys(measure.bad_pages):
-                self.report_error(GraphQLError(
-                    f"first must be between 1 and {MAX_PAGE} on {field}", node,
-                    extensions={"code": "BAD_USER_INPUT", "field": "first"}))
-            if depth > max_depth:
-                self.report_error(GraphQLError(
-                    f"this query is {depth} levels deep, beyond the limit of {max_depth}",
-                    node, extensions={"code": "BAD_USER_INPUT", "depth": depth}))
-            if cost > max_cost:
-                self.report_error(GraphQLError(
-                    f"this query would cost {cost}, above the limit of {max_cost}; "
-                    "ask for fewer items or fewer fields", node,
-                    extensions={"code": "BAD_USER_INPUT", "cost": cost}))
+        def enter_document(self, node: DocumentNode, *_args: Any) -> None:
+            for error in check(self.context.schema, node, variables, max_cost, max_depth):
+                self.report_error(error)
 
     return Limits
 
 
+def document_rules(introspection: bool = True) -> tuple[type[ASTValidationRule], ...]:
+    """The rules that judge a document alone, whatever its variables."""
+    if introspection:
+        return tuple(specified_rules)
+    return (*specified_rules, NoSchemaIntrospectionCustomRule)
+
+
 def rules(variables: dict[str, Any], *, introspection: bool = True,
           max_cost: int = MAX_COST) -> tuple[type[ASTValidationRule], ...]:
-    extra: list[type[ASTValidationRule]] = [limits(max_cost, MAX_DEPTH, variables)]
-    if not introspection:
-        extra.append(NoSchemaIntrospectionCustomRule)
-    return (*specified_rules, *extra)
+    return (*document_rules(introspection), limits(max_cost, MAX_DEPTH, variables))

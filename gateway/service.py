@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError, execute, parse, validate
+from graphql import DocumentNode, ExecutionResult, GraphQLError, execute, parse, validate
 from nameko.containers import WorkerContext
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
@@ -35,6 +36,23 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 GRAPHIQL = resources.files("gateway").joinpath("graphiql.html").read_text()
+
+
+@lru_cache(maxsize=1024)
+def checked_document(query: str, introspection: bool
+                     ) -> tuple[DocumentNode | None, tuple[GraphQLError, ...]]:
+    """A query parsed and validated against the schema, or why it is not valid.
+
+    Clients send the same few documents over and over with other variables, and validating
+    one costs more CPU than running it, so the verdict is kept by the document's text. Only
+    the page sizes depend on the variables: `limits.check` judges those on every request.
+    """
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, (exc,)
+    errors = validate(schema.graphql_schema, document, limits.document_rules(introspection))
+    return (None, tuple(errors)) if errors else (document, ())
 
 
 class CallContext(DependencyProvider):
@@ -123,14 +141,12 @@ class GatewayService(Operations, Console):
 
     def _execute(self, query: str, variables: dict[str, Any], operation: str | None,
                  context: RequestContext) -> ExecutionResult:
-        try:
-            document = parse(query)
-        except GraphQLError as exc:
-            return ExecutionResult(data=None, errors=[exc])
         graphql_config = self.config.get("GRAPHQL") or {}
-        errors = validate(schema.graphql_schema, document, limits.rules(
-            variables, introspection=graphql_config.get("introspection", True),
-            max_cost=int(graphql_config.get("max_cost", limits.MAX_COST))))
+        document, invalid = checked_document(query, graphql_config.get("introspection", True))
+        if document is None:
+            return ExecutionResult(data=None, errors=list(invalid))
+        errors = limits.check(schema.graphql_schema, document, variables,
+                              max_cost=int(graphql_config.get("max_cost", limits.MAX_COST)))
         if errors:
             return ExecutionResult(data=None, errors=errors)
         result = execute(schema.graphql_schema, document, context_value=context,

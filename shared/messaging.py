@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import eventlet
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from amqp.exceptions import RecoverableConnectionError
-from kombu import Connection
+from kombu import Connection, Producer
 from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.constants import AMQP_URI_CONFIG_KEY, TRANSPORT_OPTIONS_CONFIG_KEY
 from nameko.containers import WorkerContext
@@ -144,20 +145,26 @@ class OutboxRelay:
 
     def __init__(self, engine: Engine, tables: MessagingTables, source: str,
                  config: dict[str, Any], batch_size: int = 200,
-                 sweep_seconds: float = 1.0) -> None:
+                 sweep_seconds: float = 1.0, confirm_seconds: float = 10.0) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine)
         self.outbox = tables.outbox
         self.source = source
         self.exchange = get_event_exchange(source, config)
-        options = dict(config.get(TRANSPORT_OPTIONS_CONFIG_KEY) or {})
-        options["confirm_publish"] = True
-        self.connection = Connection(config[AMQP_URI_CONFIG_KEY], transport_options=options)
+        self.uri = config[AMQP_URI_CONFIG_KEY]
+        self.transport_options = dict(config.get(TRANSPORT_OPTIONS_CONFIG_KEY) or {})
+        self.connection = Connection(self.uri, transport_options=self.transport_options)
+        self.channel: Any = None
+        self.producer: Producer | None = None
         self.batch_size = batch_size
         self.sweep_seconds = sweep_seconds
+        self.confirm_seconds = confirm_seconds
         self.can_skip_locked = engine.dialect.name == "postgresql"
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        self._unconfirmed: set[int] = set()
+        self._refused = False
+        self._tag = 0
         self.published = 0
 
     def wake(self) -> None:
@@ -202,22 +209,74 @@ class OutboxRelay:
         return len(rows)
 
     def _publish(self, rows: Sequence[Any]) -> None:
+        """Publish a batch, then wait once for the broker to confirm all of it.
+
+        A persistent message is confirmed when the broker has it on disk; waiting for each
+        in turn would cost a disk sync per event. Any failure leaves the whole batch unsent
+        (consumers skip the copies they already applied) and a fresh connection is made.
+        """
         if not rows:
             return
-        producer = self.connection.Producer()
+        try:
+            producer = self._producer()
+            for row in rows:
+                headers = {}
+                if row.payload.get("correlation_id"):
+                    # nameko turns `nameko.*` headers into the consumer's context data.
+                    headers["nameko.correlation_id"] = row.payload["correlation_id"]
+                producer.publish(row.payload, routing_key=row.event_type, delivery_mode=2,
+                                 headers=headers)
+                if self._confirms:
+                    self._tag += 1
+                    self._unconfirmed.add(self._tag)
+            while self._unconfirmed:
+                self.connection.drain_events(timeout=self.confirm_seconds)
+            if self._refused:
+                raise RuntimeError(f"the broker refused events from {self.source}'s outbox")
+        except BaseException:
+            self._reconnect()
+            raise
         for row in rows:
-            headers = {}
-            if row.payload.get("correlation_id"):
-                # nameko turns `nameko.*` headers into the consumer's context data.
-                headers["nameko.correlation_id"] = row.payload["correlation_id"]
-            producer.publish(
-                row.payload, exchange=self.exchange, routing_key=row.event_type,
-                serializer="json", delivery_mode=2, headers=headers,
-                declare=[self.exchange], retry=True,
-                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-            )
             EVENTS_PUBLISHED.labels(service=self.source, type=row.event_type).inc()
         self.published += len(rows)
+
+    @property
+    def _confirms(self) -> bool:
+        # The in-process memory:// transport delivers as it publishes: nothing to confirm.
+        return hasattr(self.channel, "confirm_select")
+
+    def _producer(self) -> Producer:
+        """A producer on a channel in confirm mode, opened (again) if need be."""
+        if self.producer is None:
+            self.connection.ensure_connection(max_retries=3, interval_start=0.2,
+                                              interval_step=0.5)
+            channel = self.connection.channel()
+            self.exchange(channel).declare()
+            if hasattr(channel, "confirm_select"):
+                channel.confirm_select()
+                channel.events["basic_ack"].add(self._on_ack)
+                channel.events["basic_nack"].add(self._on_nack)
+            self.channel, self._tag = channel, 0
+            self.producer = Producer(channel, exchange=self.exchange, serializer="json",
+                                     auto_declare=False)
+        return self.producer
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed = {t for t in self._unconfirmed if t > tag}
+        else:
+            self._unconfirmed.discard(tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._refused = True
+        self._on_ack(tag, multiple)
+
+    def _reconnect(self) -> None:
+        with suppress(Exception):
+            self.connection.release()
+        self.connection = Connection(self.uri, transport_options=self.transport_options)
+        self.channel, self.producer = None, None
+        self._unconfirmed, self._refused = set(), False
 
     def _mark_sent(self, session: Session, ids: list[int]) -> None:
         if ids:

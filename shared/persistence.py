@@ -28,9 +28,9 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
-    select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -154,19 +154,28 @@ class UnitOfWork:
     def first_time(self, event: Event) -> bool:
         """Record that `event` is being applied; False if it already was (a redelivery).
 
-        Two replicas racing on the same redelivered event both insert the same primary key:
-        one commits, the other's transaction fails and its message is retried, then skipped.
+        One statement: two replicas racing on the same redelivered event both insert its
+        id; the second waits for the first's transaction, then inserts nothing and skips
+        the event (or, if the first rolled back, applies it itself).
         """
-        table = self.tables.applied_events
-        seen = self.session.execute(
-            select(table.c.event_id).where(table.c.event_id == str(event.event_id))
-        ).first()
-        if seen is not None:
-            log.info("skipping %s %s: already applied", event.type, event.event_id)
-            return False
-        self.session.execute(insert(table).values(
-            event_id=str(event.event_id), event_type=event.type, applied_at=utcnow()))
-        return True
+        if insert_if_absent(self.session, self.tables.applied_events, ["event_id"],
+                            event_id=str(event.event_id), event_type=event.type,
+                            applied_at=utcnow()):
+            return True
+        log.info("skipping %s %s: already applied", event.type, event.event_id)
+        return False
+
+
+def insert_if_absent(session: Session, table: Any, key: list[str], **values: Any) -> bool:
+    """INSERT ... ON CONFLICT (key) DO NOTHING on PostgreSQL or SQLite; True if inserted.
+
+    A concurrent transaction inserting the same key makes this one wait for its outcome
+    rather than fail, so it is the way to claim "first" without a unique-violation retry.
+    """
+    make = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    statement = make(table).values(**values).on_conflict_do_nothing(index_elements=key)
+    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
 class ServiceDatabase:

@@ -84,6 +84,14 @@ class Console:
     def console_new_lot(self, request: Request) -> Response:
         return self._page(request, cooperative.new_lot, (Role.PRODUCER,))
 
+    @http("GET,POST", "/cooperative/lots/<lot_id>/edit")
+    def console_edit_lot(self, request: Request, lot_id: str) -> Response:
+        return self._page(request, cooperative.edit_lot, (Role.PRODUCER,), lot_id=lot_id)
+
+    @http("POST", "/cooperative/lots/<lot_id>/publish")
+    def console_publish_lot(self, request: Request, lot_id: str) -> Response:
+        return self._page(request, cooperative.publish_draft, (Role.PRODUCER,), lot_id=lot_id)
+
     @http("POST", "/cooperative/lots/<lot_id>/withdraw")
     def console_withdraw_lot(self, request: Request, lot_id: str) -> Response:
         return self._page(request, cooperative.withdraw_lot, (Role.PRODUCER,), lot_id=lot_id)
@@ -125,6 +133,21 @@ class Console:
     @http("GET", "/commitments")
     def console_commitments(self, request: Request) -> Response:
         return self._page(request, buyer.commitments, (Role.BUYER,))
+
+    @http("GET,POST", "/commitments/new")
+    def console_new_commitment(self, request: Request) -> Response:
+        return self._page(request, buyer.new_commitment, (Role.BUYER,))
+
+    @http("GET", "/commitments/<commitment_id>")
+    def console_commitment(self, request: Request, commitment_id: str) -> Response:
+        return self._page(request, buyer.commitment, (Role.BUYER,),
+                          commitment_id=commitment_id)
+
+    @http("POST", "/commitments/<commitment_id>/<action>")
+    def console_commitment_action(self, request: Request, commitment_id: str,
+                                  action: str) -> Response:
+        return self._page(request, buyer.commitment_action, (Role.BUYER,),
+                          commitment_id=commitment_id, action=action)
 
     # -- finance -----------------------------------------------------------------------
 

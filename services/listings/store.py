@@ -33,7 +33,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.listings.domain import (
@@ -47,7 +46,7 @@ from services.listings.domain import (
     fold,
 )
 from shared.errors import InvalidInput
-from shared.persistence import messaging_tables
+from shared.persistence import insert_if_absent, messaging_tables
 from shared.values import Standard
 
 
@@ -214,14 +213,7 @@ def lock_producer(session: Session, producer_id: str) -> ProducerRow:
     Everything that decides whether a producer's lots are on the market takes this lock
     first, so a suspension and a publication (or two certificate events) never interleave.
     """
-    dialect = session.get_bind().dialect.name
-    values = {"id": producer_id, "name": ""}
-    if dialect == "postgresql":
-        session.execute(postgresql.insert(ProducerRow).values(**values)
-                        .on_conflict_do_nothing(index_elements=["id"]))
-    else:
-        session.execute(sqlite.insert(ProducerRow).values(**values)
-                        .on_conflict_do_nothing(index_elements=["id"]))
+    insert_if_absent(session, ProducerRow, ["id"], id=producer_id, name="")
     row = session.get(ProducerRow, producer_id, with_for_update=True,
                       populate_existing=True)
     assert row is not None

@@ -26,8 +26,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.payouts.domain import (
@@ -38,7 +36,7 @@ from services.payouts.domain import (
     ObligationStatus,
     PremiumRate,
 )
-from shared.persistence import BigId, messaging_tables
+from shared.persistence import BigId, insert_if_absent, messaging_tables
 from shared.values import Standard
 
 
@@ -418,11 +416,8 @@ def record_stripe_event(session: Session, event_id: str, event_type: str,
     """Record a Stripe event as applied; False if it already was. Two deliveries of one event
     racing: the second waits on the first's row, then finds it (or, if the first rolled
     back, records it itself), so neither answers Stripe with an error."""
-    make = postgresql_insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite_insert
-    statement = make(StripeEventRow).values(event_id=event_id, type=event_type, received_at=at) \
-        .on_conflict_do_nothing(index_elements=["event_id"])
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return insert_if_absent(session, StripeEventRow, ["event_id"], event_id=event_id,
+                            type=event_type, received_at=at)
 
 
 def reversed_total(session: Session, obligation_id: str) -> int:

@@ -1,5 +1,6 @@
 """The console in a real browser: Debian's Chromium driven by Playwright, against the whole
-system running in this process on PostgreSQL and RabbitMQ.
+system running in this process on PostgreSQL and RabbitMQ (the `console` fixture), or against
+`veta dev` in a process of its own (tests/browser/test_console_embedded.py).
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ DESKTOP = {"width": 1280, "height": 900}
 FOUR_EYES_THRESHOLD_CENTS = 100_000
 
 
-class Console:
-    """The running system, seen from a browser: its address and the services' runners."""
+def launch_chromium(playwright: Playwright) -> Browser:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
 
-    def __init__(self, config: dict[str, Any], services: Any, browser: Browser,
-                 stripe: StripeLocal) -> None:
-        self.config = config
-        self.stripe = stripe
-        self.url = f"http://{config['WEB_SERVER_ADDRESS']}"
-        self.services = services
+
+class Browsing:
+    """A console at `url` seen from Chromium: browser contexts (a person each) and signing in."""
+
+    def __init__(self, url: str, browser: Browser) -> None:
+        self.url = url
         self.browser = browser
         self.contexts: list[BrowserContext] = []
 
@@ -57,6 +58,17 @@ class Console:
         page.fill("#token", token)
         page.locator("main form button[type=submit]").click()
         return page
+
+
+class Console(Browsing):
+    """The running system, seen from a browser: its address and the services' runners."""
+
+    def __init__(self, config: dict[str, Any], services: Any, browser: Browser,
+                 stripe: StripeLocal) -> None:
+        super().__init__(f"http://{config['WEB_SERVER_ADDRESS']}", browser)
+        self.config = config
+        self.stripe = stripe
+        self.services = services
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -80,18 +92,24 @@ def stripe_server() -> Iterator[StripeLocal]:
 
 
 @pytest.fixture
+def payouts_settings() -> dict[str, Any]:
+    """The `console` system's PAYOUTS config: brisk sweeps and retries. A test module that
+    needs others (say, no retry by itself) overrides this fixture."""
+    return {"sweep_seconds": 0.1, "retry_base_seconds": 0.2, "retry_cap_seconds": 1.0,
+            "lease_seconds": 3.0, "stripe_timeout_seconds": 5.0,
+            "four_eyes_threshold_cents": FOUR_EYES_THRESHOLD_CENTS}
+
+
+@pytest.fixture
 def console(runner_factory: Any, veta_config: dict[str, Any], playwright: Playwright,
-            stripe_server: StripeLocal) -> Iterator[Console]:
+            stripe_server: StripeLocal, payouts_settings: dict[str, Any]) -> Iterator[Console]:
     # Payouts talks to the local Stripe server, which sends its webhooks to payouts' port.
     address = veta_config["WEB_SERVER_ADDRESSES"]["payouts"]
     stripe_server.add_webhook_url(f"http://{address}/stripe/webhooks")
     config = {**veta_config,
               "STRIPE": {"api_key": stripe_server.api_key, "api_base": stripe_server.url,
                          "webhook_secret": stripe_server.webhook_secret},
-              "PAYOUTS": {"sweep_seconds": 0.1, "retry_base_seconds": 0.2,
-                          "retry_cap_seconds": 1.0, "lease_seconds": 3.0,
-                          "stripe_timeout_seconds": 5.0,
-                          "four_eyes_threshold_cents": FOUR_EYES_THRESHOLD_CENTS}}
+              "PAYOUTS": payouts_settings}
     # The services get ports of their own (for their health probes): on the gateway's port
     # the kernel would share connections out among every server bound to it.
     services = runner_factory({**config, "WEB_SERVER_ADDRESS": "127.0.0.1:0"},
@@ -99,7 +117,7 @@ def console(runner_factory: Any, veta_config: dict[str, Any], playwright: Playwr
                               PayoutsService)
     services.start()
     runner_factory(config, GatewayService).start()
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    browser = launch_chromium(playwright)
     console = Console(config, services, browser, stripe_server)
     yield console
     # Closed while the system still runs, so that no connection is left to the web server.

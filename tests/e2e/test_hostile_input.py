@@ -535,6 +535,20 @@ def test_a_fragment_bomb_is_refused_cheaply(system: Hostile) -> None:
     assert took < CHEAP_SECONDS, f"refusing a fragment bomb took {took:.1f} s"
 
 
+def test_the_same_document_is_judged_again_for_each_requests_page_size(system: Hostile) -> None:
+    """The gateway keeps a document's validation by its text; the page size it asks for by
+    variable must still be judged on every request."""
+    query = "query ($n: Int) { listings(first: $n) { edges { node { id } } } }"
+    for n, refused in ((5, False), (1_000_000_000, True), (5, False), (0, True)):
+        _took, status, answer = timed(system, {"query": query, "variables": {"n": n}})
+        assert status == 200, answer
+        if refused:
+            assert answer["data"] is None and answer["extensions"]["rpcCalls"] == 0
+            assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_USER_INPUT"]
+        else:
+            assert "errors" not in answer and answer["extensions"]["rpcCalls"] == 1, answer
+
+
 def test_a_negative_page_size_cannot_pay_for_an_expensive_query(system: Hostile) -> None:
     """`first: -100000` must not count as negative cost that lets three pages through."""
     query = OVER_COST[:-1] + " discount: listings(first: -100000) { edges { node { id } } } }"

@@ -1,5 +1,6 @@
-"""A cooperative's pages: its certifications (warned before they expire), its lots, the
-orders for them with what it can do next, and the premiums it has earned.
+"""A cooperative's pages: its certifications (warned before they expire), its lots (drafted,
+edited, published, withdrawn), the orders for them with what it can do next, and the premiums
+it has earned.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from gateway.console import api
-from gateway.console.i18n import decimal_input, to_decimal
+from gateway.console.i18n import N_, Formats, decimal_input, to_decimal
 from gateway.console.pages.access import not_offered, refused
-from gateway.console.web import Visit
+from gateway.console.web import FLASH, Visit
 
 EXPIRY_WARNING_DAYS = 30
+STANDARDS = ["FAIRMINED", "FAIRMINED_ECOLOGICAL", "CRAFT"]
 LOT_STATUSES = ["DRAFT", "PUBLISHED", "PARTIALLY_RESERVED", "SOLD_OUT", "WITHDRAWN",
                 "SUSPENDED"]
 
@@ -40,7 +42,12 @@ query Cooperative($id: ID!) {
   }
 }"""
 
-# Until the API filters lots by producer, a cooperative's own lots cannot be listed here.
+PRODUCER = """
+query Producer($id: ID!) {
+  producer(id: $id) { id name country region certifications { standard validToday } }
+}"""
+
+# Drafts come back only because the filter names the cooperative itself.
 OWN_LOTS = """
 query OwnLots($filter: ListingFilter) {
   listings(filter: $filter, first: 50) {
@@ -66,6 +73,29 @@ mutation Decline($input: DeclineOrderInput!) {
   declineOrder(input: $input) { order { id status } errors { field code message } }
 }"""
 
+DRAFT = """
+mutation Draft($input: PublishListingInput!) {
+  createListingDraft(input: $input) { listing { id status } errors { field code message } }
+}"""
+
+OWN_LOT = """
+query OwnLot($id: ID!) {
+  listing(id: $id) {
+    id status standard form fineness mercuryFree assayReference grossWeight { grams }
+    mineSite { name region country latitude longitude } producer { id }
+  }
+}"""
+
+UPDATE = """
+mutation Update($input: UpdateListingInput!) {
+  updateListing(input: $input) { listing { id status } errors { field code message } }
+}"""
+
+PUBLISH_DRAFT = """
+mutation PublishDraft($input: ListingIdInput!) {
+  publishListingDraft(input: $input) { listing { id status } errors { field code message } }
+}"""
+
 WITHDRAW = """
 mutation Withdraw($input: WithdrawListingInput!) {
   withdrawListing(input: $input) { listing { id status } errors { field code message } }
@@ -82,6 +112,12 @@ mutation Onboard($input: CreateStripeOnboardingLinkInput!) {
     link { url expiresAt } errors { field code message }
   }
 }"""
+
+# The flash messages these pages leave after a redirect, beside the console's shared ones.
+FLASH.update({
+    "draft-saved": N_("The draft is saved. Only your cooperative sees it."),
+    "lot-saved": N_("Your changes to the lot are saved."),
+})
 
 LOT_FIELDS = {"standard", "form", "grossWeight", "fineness", "mineSite.name", "mineSite.region",
               "mineSite.country", "mineSite.latitude", "mineSite.longitude", "mercuryFree",
@@ -169,36 +205,114 @@ def premium_totals(payouts: list[dict[str, Any]]) -> dict[str, dict[str, Decimal
 
 
 def new_lot(visit: Visit) -> Response:
+    """The lot form: publish at once, or save a draft to finish and publish later."""
     if not visit.organisation:
         return refused(visit, 403, "NO_ORGANISATION")
-    data = visit.api.query(COOPERATIVE, id=visit.organisation)
-    producer = data["producer"]
+    producer = _producer(visit)
     if producer is None:
         return refused(visit, 404, "NOT_FOUND")
-    values = dict(visit.form) if visit.request.method == "POST" else {
-        "mineSite.country": producer["country"], "mineSite.region": producer["region"],
-        "form": "DORE", "mercuryFree": "on"}
-    held = [c["standard"] for c in producer["certifications"] if c["validToday"]]
     if visit.request.method == "GET":
-        return visit.render("cooperative/lot_form.html", producer=producer, values=values,
-                            errors={}, general=[], held=held)
-    outcome = visit.api.mutate(PUBLISH, LOT_FIELDS, input=lot_input(visit.organisation, values))
+        values = {"mineSite.country": producer["country"], "mineSite.region": producer["region"],
+                  "form": "DORE", "mercuryFree": "on"}
+        return _lot_form(visit, producer, None, values)
+    values = dict(visit.form)
+    if visit.form.get("intent") == "draft" and api.offers_mutation("createListingDraft"):
+        outcome = visit.api.mutate(DRAFT, LOT_FIELDS,
+                                   input=lot_input(visit.organisation, values))
+        if outcome.ok:
+            return visit.redirect(f"/cooperative/lots/{outcome.result['id']}/edit",
+                                  flash="draft-saved")
+    else:
+        outcome = visit.api.mutate(PUBLISH, LOT_FIELDS,
+                                   input=lot_input(visit.organisation, values))
+        if outcome.ok:
+            return visit.redirect(f"/lots/{outcome.result['id']}", flash="lot-published")
+    return _lot_form(visit, producer, None, values, outcome, status=422)
+
+
+def edit_lot(visit: Visit, lot_id: str) -> Response:
+    """A draft (or a published lot) in the same form, prefilled: save it, or save and publish."""
+    if not visit.organisation:
+        return refused(visit, 403, "NO_ORGANISATION")
+    if not api.offers_mutation("updateListing"):
+        return not_offered(visit)
+    lot = visit.api.query(OWN_LOT, id=lot_id)["listing"]
+    producer = _producer(visit)
+    # Someone else's lot is not the cooperative's to edit: as if it were not there.
+    if lot is None or producer is None or (lot["producer"] or {}).get("id") != producer["id"]:
+        return refused(visit, 404, "NOT_FOUND")
+    if visit.request.method == "GET":
+        return _lot_form(visit, producer, lot, form_values(lot, Formats(visit.language)))
+    values = dict(visit.form)
+    outcome = visit.api.mutate(UPDATE, LOT_FIELDS,
+                               input={"listingId": lot_id, **lot_fields(values)})
+    if outcome.ok and visit.form.get("intent") == "publish" and lot["status"] == "DRAFT":
+        # Saved first, so that a refusal to publish (the standard not held today) keeps
+        # the edits; the refusal names the field it is about, like any other.
+        outcome = visit.api.mutate(PUBLISH_DRAFT, LOT_FIELDS, input={"listingId": lot_id})
+        if outcome.ok:
+            return visit.redirect(f"/lots/{lot_id}", flash="lot-published")
+    elif outcome.ok:
+        return visit.redirect(f"/cooperative/lots/{lot_id}/edit", flash="lot-saved")
+    return _lot_form(visit, producer, lot, values, outcome, status=422)
+
+
+def publish_draft(visit: Visit, lot_id: str) -> Response:
+    """Publish a draft as saved (the button beside it on the cooperative's page)."""
+    if not api.offers_mutation("publishListingDraft"):
+        return not_offered(visit)
+    outcome = visit.api.mutate(PUBLISH_DRAFT, set(), input={"listingId": lot_id})
     if outcome.ok:
-        return visit.redirect(f"/lots/{outcome.result['id']}", flash="lot-published")
-    return visit.render("cooperative/lot_form.html", status=422, producer=producer,
-                        values=values, errors=outcome.by_field, general=outcome.general,
-                        held=held)
+        return visit.redirect(f"/lots/{lot_id}", flash="lot-published")
+    return home(visit, errors={lot_id: {**outcome.by_field, "": outcome.general}}, status=422)
+
+
+def _producer(visit: Visit) -> dict[str, Any] | None:
+    producer: dict[str, Any] | None = visit.api.query(PRODUCER, id=visit.organisation)[
+        "producer"]
+    return producer
+
+
+def _lot_form(visit: Visit, producer: dict[str, Any], lot: dict[str, Any] | None,
+              values: dict[str, str], outcome: api.Outcome | None = None,
+              status: int = 200) -> Response:
+    held = [c["standard"] for c in producer["certifications"] if c["validToday"]]
+    # A draft may name any standard; the ones held today come first, so a new lot starts
+    # on one it can be published under.
+    standards = held + [s for s in STANDARDS if s not in held]
+    return visit.render("cooperative/lot_form.html", status=status, producer=producer,
+                        lot=lot, values=values, held=held, standards=standards,
+                        errors=outcome.by_field if outcome else {},
+                        general=outcome.general if outcome else [],
+                        can_draft=api.offers_mutation("createListingDraft"))
+
+
+def form_values(lot: dict[str, Any], formats: Formats) -> dict[str, str]:
+    """A lot as the form shows it: decimals with the language's mark, as a person types them."""
+    site = lot["mineSite"]
+    return {"standard": lot["standard"], "form": lot["form"],
+            "grossWeight": lot["grossWeight"]["grams"].replace(".", formats.decimal_mark),
+            "fineness": lot["fineness"].replace(".", formats.decimal_mark),
+            "mineSite.name": site["name"], "mineSite.region": site["region"],
+            "mineSite.country": site["country"], "mineSite.latitude": site["latitude"] or "",
+            "mineSite.longitude": site["longitude"] or "",
+            "mercuryFree": "on" if lot["mercuryFree"] else "",
+            "assayReference": lot["assayReference"]}
 
 
 def lot_input(producer_id: str, values: dict[str, str]) -> dict[str, Any]:
-    """The form's fields as PublishListingInput; empty coordinates are left out."""
+    """The form's fields as PublishListingInput (also a draft's)."""
+    return {"producerId": producer_id, **lot_fields(values)}
+
+
+def lot_fields(values: dict[str, str]) -> dict[str, Any]:
+    """What the form says about the lot; empty coordinates are left out."""
     site = {"name": values.get("mineSite.name", ""), "region": values.get("mineSite.region", ""),
             "country": values.get("mineSite.country", "").strip().upper()}
     for axis in ("latitude", "longitude"):
         if values.get(f"mineSite.{axis}", "").strip():
             site[axis] = decimal_input(values[f"mineSite.{axis}"])
-    return {"producerId": producer_id, "standard": values.get("standard", ""),
-            "form": values.get("form", ""),
+    return {"standard": values.get("standard", ""), "form": values.get("form", ""),
             "grossWeight": decimal_input(values.get("grossWeight", "")),
             "fineness": decimal_input(values.get("fineness", "")), "mineSite": site,
             "mercuryFree": values.get("mercuryFree") == "on",
@@ -226,7 +340,10 @@ def order_action(visit: Visit, order_id: str, action: str) -> Response:
 def withdraw_lot(visit: Visit, lot_id: str) -> Response:
     if not api.offers_mutation("withdrawListing"):
         return not_offered(visit)
-    outcome = visit.api.mutate(WITHDRAW, set(), input={"listingId": lot_id})
+    withdrawal: dict[str, Any] = {"listingId": lot_id}
+    if visit.form.get("reason", "").strip():
+        withdrawal["reason"] = visit.form["reason"]
+    outcome = visit.api.mutate(WITHDRAW, {"reason"}, input=withdrawal)
     if outcome.ok:
         return visit.redirect("/cooperative#lots", flash="lot-withdrawn")
-    return home(visit, errors={lot_id: {"": outcome.general}}, status=422)
+    return home(visit, errors={lot_id: {**outcome.by_field, "": outcome.general}}, status=422)

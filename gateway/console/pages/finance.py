@@ -1,5 +1,6 @@
-"""Finance staff's pages: premium obligations by state, one obligation with its approvals and
-history and what can be done to it, a chart of premiums, and reconciliation runs.
+"""Finance staff's pages: premium obligations by state (failures and holds first), one
+obligation with its approvals and history and what can be done to it (including taking a paid
+premium back), a chart of premiums, and reconciliation runs with a chart of their totals.
 """
 
 from __future__ import annotations
@@ -7,11 +8,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from gateway.console import api, drawings
+from gateway.console.i18n import decimal_input, to_decimal
 from gateway.console.pages.access import not_offered, refused
 from gateway.console.web import Visit
 
@@ -24,6 +27,20 @@ query Payouts($after: String) {
       producer { id name }
     } }
     pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+# Failed and held obligations, wherever they fall in the pages of all of them: each needs a
+# person (a retry, or a hold released with a reason).
+ATTENTION = """
+query Attention {
+  payouts(filter: {status: [FAILED, ON_HOLD]}, first: 50) {
+    edges { node {
+      id status deliveredOn amount { amount currency } producer { id name }
+      failure { stage code message retryable nextAttemptAt }
+      hold { reason heldAt }
+    } }
+    pageInfo { hasNextPage }
   }
 }"""
 
@@ -44,10 +61,21 @@ query Payout($id: ID!) {
 # What finance can do to an obligation, by the mutation the API keeps for it; each action is
 # offered only once the API serves its mutation.
 ACTIONS = {"approve": "approvePayout", "reject": "rejectPayout",
-           "release": "releasePayoutHold", "retry": "retryPayout"}
+           "release": "releasePayoutHold", "retry": "retryPayout",
+           "reverse": "reversePayout"}
 # The fields of an action's form; the API's error naming one of them is shown beside it, and
 # one naming the payout itself beside the action's button.
-ACTION_FIELDS = {"reason", "payoutId"}
+ACTION_FIELDS = {"reason", "payoutId", "amount"}
+# What a PAID premium can be taken back from (after a part, the rest stays reversible).
+REVERSIBLE = {"PAID", "REVERSED"}
+
+REVERSE = """
+mutation Reverse($input: ReversePayoutInput!) {
+  reversePayout(input: $input) {
+    payout { id status reversedAmount { amount currency } }
+    errors { field code message }
+  }
+}"""
 
 RECONCILIATIONS = """
 query Reconciliations {
@@ -64,6 +92,8 @@ query Reconciliation($id: ID!, $after: String) {
   reconciliation(id: $id) {
     id period source status startedBy startedAt finishedAt error
     counts { matched missingInStripe missingInVeta amountMismatch currencyMismatch duplicate }
+    byProducer { ...Total }
+    byMonth { ...Total }
     lines(first: 100, after: $after) {
       edges { node {
         id seq status kind obligationId producerId month vetaStripeId stripeId
@@ -73,7 +103,17 @@ query Reconciliation($id: ID!, $after: String) {
       pageInfo { hasNextPage endCursor }
     }
   }
+}
+
+fragment Total on ReconciliationTotal {
+  key currency discrepancies vetaPaid { amount currency } stripePaid { amount currency }
 }"""
+
+# The run's totals name producers by id; the chart names them.
+PRODUCER_NAME = """
+query ProducerName($id: ID!) { producer(id: $id) { id name } }"""
+# Cooperatives drawn one by one in a run's chart; the others are added up in one row.
+CHART_PRODUCERS = 8
 
 RECONCILIATION_CSV = """
 query ReconciliationCsv($id: ID!) { reconciliation(id: $id) { id period csv } }"""
@@ -89,6 +129,7 @@ mutation Resolve($input: ResolveDiscrepancyInput!) {
 }"""
 
 PERIOD = re.compile(r"\d{4}(-\d{2})?")
+MONTH = re.compile(r"\d{4}-\d{2}")
 LINE_STATUSES = {"MATCHED", "MISSING_IN_STRIPE", "MISSING_IN_VETA", "AMOUNT_MISMATCH",
                  "CURRENCY_MISMATCH", "DUPLICATE"}
 
@@ -99,9 +140,14 @@ def home(visit: Visit) -> Response:
     counts = Counter(payout["status"] for payout in payouts)
     shown = visit.request.args.get("status", "")
     listed = [payout for payout in payouts if not shown or payout["status"] == shown]
+    attention = visit.api.query(ATTENTION)["payouts"]
     return visit.render("finance/home.html", payouts=listed, counts=counts,
                         total=len(payouts), shown=shown, page_info=data["payouts"]["pageInfo"],
-                        chart=drawings.premium_chart(payouts))
+                        chart=drawings.premium_chart(payouts),
+                        attention=[edge["node"] for edge in attention["edges"]],
+                        more_attention=attention["pageInfo"]["hasNextPage"],
+                        can_retry=api.offers_mutation(ACTIONS["retry"]),
+                        can_release=api.offers_mutation(ACTIONS["release"]))
 
 
 def payout(visit: Visit, payout_id: str, failed: str | None = None,
@@ -116,10 +162,15 @@ def payout(visit: Visit, payout_id: str, failed: str | None = None,
     actions = {name for name, mutation in ACTIONS.items() if api.offers_mutation(mutation)}
     me = visit.caller.subject if visit.caller else ""
     refused_here = bool(errors or general)
+    # What is still with the cooperative: the most a reversal can take back.
+    left = (to_decimal(found["amount"]["amount"]) or Decimal(0)) - (
+        to_decimal(found["reversedAmount"]["amount"]) or Decimal(0))
     return visit.render(
         "finance/payout.html", status=422 if refused_here else 200, p=found,
         actions=actions, me=me, failed=failed, errors=errors or {}, general=general or [],
-        values=dict(visit.form) if refused_here else {})
+        values=dict(visit.form) if refused_here else {},
+        left={"amount": str(left), "currency": found["amount"]["currency"]},
+        can_reverse="reverse" in actions and found["status"] in REVERSIBLE and left > 0)
 
 
 def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
@@ -129,6 +180,12 @@ def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
     mutation = ACTIONS.get(action)
     if mutation is None or not api.offers_mutation(mutation):
         return not_offered(visit)
+    if action == "reverse":
+        outcome = visit.api.mutate(REVERSE, ACTION_FIELDS, input=reversal(visit, payout_id))
+        if outcome.ok:
+            return visit.redirect(f"/finance/payouts/{payout_id}")
+        return payout(visit, payout_id, failed=action, errors=outcome.by_field,
+                      general=outcome.general)
     input_: dict[str, Any] = {"payoutId": payout_id}
     if visit.form.get("reason", "").strip():
         input_["reason"] = visit.form["reason"]
@@ -139,6 +196,17 @@ def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
         return visit.redirect(f"/finance/payouts/{payout_id}", flash=f"payout-{action}")
     return payout(visit, payout_id, failed=action, errors=outcome.by_field,
                   general=outcome.general)
+
+
+def reversal(visit: Visit, payout_id: str) -> dict[str, Any]:
+    """The reversal asked for: an amount in either decimal mark, or none for all that is
+    left; the reason always goes (the API says when it is missing, beside its field)."""
+    input_: dict[str, Any] = {"payoutId": payout_id,
+                              "reason": visit.form.get("reason", "").strip()}
+    amount = visit.form.get("amount", "").strip()
+    if amount:
+        input_["amount"] = decimal_input(amount)
+    return input_
 
 
 def this_month() -> str:
@@ -183,11 +251,29 @@ def reconciliation(visit: Visit, run_id: str, line_id: str | None = None,
     lines = [edge["node"] for edge in run["lines"]["edges"]]
     listed = [line for line in lines if not shown or line["status"] == shown]
     refused_here = bool(errors or general)
+    by_producer = drawings.paid_pairs(run["byProducer"], limit=CHART_PRODUCERS)
+    by_month = sorted(drawings.paid_pairs(run["byMonth"]), key=lambda row: str(row["key"]))
+    for row in by_month:
+        row["is_month"] = bool(MONTH.fullmatch(str(row["key"])))
     return visit.render("finance/reconciliation.html", status=422 if refused_here else 200,
                         run=run, lines=listed, shown=shown, failed_line=line_id,
+                        by_producer=by_producer, by_month=by_month,
+                        names=producer_names(visit, [row["key"] for row in by_producer]),
                         errors=errors or {}, general=general or [],
                         values=dict(visit.form) if refused_here else {},
                         can_resolve=api.offers_mutation("resolveDiscrepancy"))
+
+
+def producer_names(visit: Visit, ids: list[str | None]) -> dict[str, str]:
+    """Names of the few producers a chart draws (at most CHART_PRODUCERS lookups, which the
+    visit's loader caches); an id the API does not know is shown as it is."""
+    names = {}
+    for producer_id in ids:
+        if producer_id:
+            found = visit.api.query(PRODUCER_NAME, id=producer_id)["producer"]
+            if found is not None:
+                names[producer_id] = found["name"]
+    return names
 
 
 def resolve(visit: Visit, run_id: str, line_id: str) -> Response:
