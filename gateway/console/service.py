@@ -193,11 +193,13 @@ class Console:
         return self._page(request, certifier.producer, (Role.CERTIFIER,),
                           producer_id=producer_id)
 
-    @http("POST", "/certifier/certifications/<certification_id>/<action>")
-    def console_certification_action(self, request: Request, certification_id: str,
-                                     action: str) -> Response:
+    @http("GET,POST",
+          "/certifier/producers/<producer_id>/certifications/<certification_id>/<action>")
+    def console_certification_action(self, request: Request, producer_id: str,
+                                     certification_id: str, action: str) -> Response:
         return self._page(request, certifier.certification_action, (Role.CERTIFIER,),
-                          certification_id=certification_id, action=action)
+                          producer_id=producer_id, certification_id=certification_id,
+                          action=action)
 
     # -- one visit ---------------------------------------------------------------------
 

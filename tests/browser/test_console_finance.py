@@ -252,6 +252,8 @@ def test_a_paid_premium_is_taken_back_in_part_then_in_full(console: Console) -> 
     carla.get_by_label("Motivo de la reversión").fill(
         "El ensayo de la refinería halló menos oro")
     carla.get_by_role("button", name="Revertir el pago").click()
+    expect(carla.locator(".flash")).to_have_text(
+        "El importe se recupera de la cuenta de Stripe de la cooperativa.")
     expect(carla.locator("#payout-status")).to_have_text("Revertida")
     expect(carla.locator(".facts")).to_contain_text("300,00\xa0US$")
     expect(carla.locator("#reverse-amount-hint")).to_contain_text("500,00\xa0US$")
@@ -260,6 +262,8 @@ def test_a_paid_premium_is_taken_back_in_part_then_in_full(console: Console) -> 
     # Then the rest: no amount takes back all that is left.
     carla.get_by_label("Reason for reversing").fill("The buyer returned the rest of the lot")
     carla.get_by_role("button", name="Reverse payout").click()
+    expect(carla.locator(".flash")).to_have_text(
+        "The amount is taken back from the cooperative's Stripe account.")
     expect(carla.locator(".facts")).to_contain_text("$800.00")
     expect(carla.locator("#payout-status")).to_have_text("Reversed")
     expect(carla.get_by_role("button", name="Reverse payout")).to_have_count(0)

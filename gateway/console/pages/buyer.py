@@ -15,9 +15,9 @@ from babel.numbers import format_percent
 from werkzeug.wrappers import Response
 
 from gateway.console import api, drawings
-from gateway.console.i18n import LABELS, N_, Formats, decimal_input, to_decimal
+from gateway.console.i18n import Formats, decimal_input, to_decimal
 from gateway.console.pages.access import not_offered, refused
-from gateway.console.web import FLASH, Visit
+from gateway.console.web import Visit
 
 STANDARDS = ["FAIRMINED", "FAIRMINED_ECOLOGICAL", "CRAFT"]
 PAGE_SIZE = 20
@@ -144,21 +144,6 @@ COMMITMENT_FIELDS = {"fineWeight", "standards", "periodStart", "periodEnd", "cou
 # Lists whose items the API may refuse one by one ("countries.1"): shown beside the list.
 LIST_FIELDS = ("standards", "countries", "producerIds")
 DEFAULT_PERIOD_DAYS = 90
-
-# The words and flash messages of the commitment pages, beside the console's shared ones.
-LABELS.update({
-    "ACTIVE": N_("Active"),
-    "FULFILLED": N_("Fulfilled"),
-    "LAPSED": N_("Lapsed"),
-    "ON_TRACK": N_("On track"),
-    "BEHIND": N_("Behind"),
-})
-FLASH.update({
-    "commitment-created": N_("The commitment is made. Deliveries that match it count towards "
-                             "it."),
-    "commitment-amended": N_("The commitment is amended; what was delivered still counts."),
-    "commitment-cancelled": N_("The commitment is cancelled."),
-})
 
 
 def search(visit: Visit) -> Response:

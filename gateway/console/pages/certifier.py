@@ -29,7 +29,10 @@ PRODUCER = """
 query Producer($id: ID!) {
   producer(id: $id) {
     id name country region
-    certifications { id standard certificateNumber validFrom validUntil status validToday }
+    certifications {
+      id standard certificateNumber validFrom validUntil status validToday
+      history { version fromStatus toStatus at actor reason }
+    }
   }
 }"""
 
@@ -43,9 +46,29 @@ mutation Grant($input: GrantCertificationInput!) {
   grantCertification(input: $input) { producer { id } errors { field code message } }
 }"""
 
-# Status changes by the mutation the API keeps for each; offered once the API serves it.
+SUSPEND = """
+mutation Suspend($input: CertificationChangeInput!) {
+  suspendCertification(input: $input) { producer { id } errors { field code message } }
+}"""
+
+REINSTATE = """
+mutation Reinstate($input: CertificationChangeInput!) {
+  reinstateCertification(input: $input) { producer { id } errors { field code message } }
+}"""
+
+WITHDRAW = """
+mutation Withdraw($input: CertificationChangeInput!) {
+  withdrawCertification(input: $input) { producer { id } errors { field code message } }
+}"""
+
+# Status changes: the mutation the API keeps for each (offered once the API serves it), and
+# the document that runs it.
 CHANGES = {"suspend": "suspendCertification", "reinstate": "reinstateCertification",
            "withdraw": "withdrawCertification"}
+CHANGE_DOCUMENTS = {"suspend": SUSPEND, "reinstate": REINSTATE, "withdraw": WITHDRAW}
+# The API's error naming the reason is shown beside the reason field of the form that sent
+# it; one naming the certification itself (say, reinstating a withdrawn one) beside its button.
+CHANGE_FIELDS = {"reason", "certificationId"}
 
 
 def home(visit: Visit) -> Response:
@@ -68,12 +91,17 @@ def home(visit: Visit) -> Response:
                         errors=errors, general=general)
 
 
-def producer(visit: Visit, producer_id: str, change_errors: dict[str, list[str]] | None = None,
-             status: int = 200) -> Response:
+def producer(visit: Visit, producer_id: str, failed: tuple[str, str] | None = None,
+             change_errors: dict[str, list[str]] | None = None,
+             change_general: list[str] | None = None) -> Response:
+    """A cooperative's certifications with their history and what can be done to each, and
+    the form to grant one. `failed` is the (certification, action) whose form the API
+    refused."""
     values: dict[str, str] = {}
     errors: dict[str, list[str]] = {}
     general: list[str] = []
-    if visit.request.method == "POST" and change_errors is None:
+    status = 422 if failed else 200
+    if visit.request.method == "POST" and failed is None:
         values = dict(visit.form)
         outcome = visit.api.mutate(
             GRANT, {"standard", "certificateNumber", "validFrom", "validUntil"}, input={
@@ -93,22 +121,25 @@ def producer(visit: Visit, producer_id: str, change_errors: dict[str, list[str]]
                if api.offers_mutation(mutation)}
     return visit.render("certifier/producer.html", status=status, producer=found,
                         standards=STANDARDS, values=values, errors=errors, general=general,
-                        changes=changes, change_errors=change_errors or {})
+                        changes=changes, failed=failed, change_errors=change_errors or {},
+                        change_general=change_general or [],
+                        change_values=dict(visit.form) if failed else {})
 
 
-def certification_action(visit: Visit, certification_id: str, action: str) -> Response:
+def certification_action(visit: Visit, producer_id: str, certification_id: str,
+                         action: str) -> Response:
+    if visit.request.method != "POST":
+        # The address a refused form was shown at (the language links lead back to it).
+        return visit.redirect(f"/certifier/producers/{producer_id}")
     mutation = CHANGES.get(action)
     if mutation is None or not api.offers_mutation(mutation):
         return not_offered(visit)
     input_: dict[str, Any] = {"certificationId": certification_id}
     if visit.form.get("reason", "").strip():
-        input_["reason"] = visit.form["reason"]
-    document = (f"mutation Change($input: {mutation[0].upper()}{mutation[1:]}Input!) "
-                f"{{ {mutation}(input: $input) {{ errors {{ field code message }} }} }}")
-    outcome = visit.api.mutate(document, set(), input=input_)
-    back = visit.form.get("producerId", "")
+        input_["reason"] = visit.form["reason"].strip()
+    outcome = visit.api.mutate(CHANGE_DOCUMENTS[action], CHANGE_FIELDS, input=input_)
     if outcome.ok:
-        return visit.redirect(f"/certifier/producers/{back}" if back else "/certifier",
-                              flash="certification-changed")
-    return producer(visit, back, change_errors={certification_id: outcome.general},
-                    status=422)
+        return visit.redirect(f"/certifier/producers/{producer_id}#certification-"
+                              f"{certification_id}", flash="certification-changed")
+    return producer(visit, producer_id, failed=(certification_id, action),
+                    change_errors=outcome.by_field, change_general=outcome.general)

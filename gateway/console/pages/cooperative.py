@@ -13,9 +13,9 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from gateway.console import api
-from gateway.console.i18n import N_, Formats, decimal_input, to_decimal
+from gateway.console.i18n import Formats, decimal_input, to_decimal
 from gateway.console.pages.access import not_offered, refused
-from gateway.console.web import FLASH, Visit
+from gateway.console.web import Visit
 
 EXPIRY_WARNING_DAYS = 30
 STANDARDS = ["FAIRMINED", "FAIRMINED_ECOLOGICAL", "CRAFT"]
@@ -112,12 +112,6 @@ mutation Onboard($input: CreateStripeOnboardingLinkInput!) {
     link { url expiresAt } errors { field code message }
   }
 }"""
-
-# The flash messages these pages leave after a redirect, beside the console's shared ones.
-FLASH.update({
-    "draft-saved": N_("The draft is saved. Only your cooperative sees it."),
-    "lot-saved": N_("Your changes to the lot are saved."),
-})
 
 LOT_FIELDS = {"standard", "form", "grossWeight", "fineness", "mineSite.name", "mineSite.region",
               "mineSite.country", "mineSite.latitude", "mineSite.longitude", "mercuryFree",

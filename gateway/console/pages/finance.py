@@ -69,6 +69,26 @@ ACTION_FIELDS = {"reason", "payoutId", "amount"}
 # What a PAID premium can be taken back from (after a part, the rest stays reversible).
 REVERSIBLE = {"PAID", "REVERSED"}
 
+APPROVE = """
+mutation Approve($input: ApprovePayoutInput!) {
+  approvePayout(input: $input) { payout { id status } errors { field code message } }
+}"""
+
+REJECT = """
+mutation Reject($input: RejectPayoutInput!) {
+  rejectPayout(input: $input) { payout { id status } errors { field code message } }
+}"""
+
+RELEASE = """
+mutation Release($input: ReleasePayoutHoldInput!) {
+  releasePayoutHold(input: $input) { payout { id status } errors { field code message } }
+}"""
+
+RETRY = """
+mutation Retry($input: RetryPayoutInput!) {
+  retryPayout(input: $input) { payout { id status } errors { field code message } }
+}"""
+
 REVERSE = """
 mutation Reverse($input: ReversePayoutInput!) {
   reversePayout(input: $input) {
@@ -76,6 +96,8 @@ mutation Reverse($input: ReversePayoutInput!) {
     errors { field code message }
   }
 }"""
+# The document each action but a reversal runs: its input is the payout and a reason.
+ACTION_DOCUMENTS = {"approve": APPROVE, "reject": REJECT, "release": RELEASE, "retry": RETRY}
 
 RECONCILIATIONS = """
 query Reconciliations {
@@ -183,15 +205,13 @@ def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
     if action == "reverse":
         outcome = visit.api.mutate(REVERSE, ACTION_FIELDS, input=reversal(visit, payout_id))
         if outcome.ok:
-            return visit.redirect(f"/finance/payouts/{payout_id}")
+            return visit.redirect(f"/finance/payouts/{payout_id}", flash="payout-reverse")
         return payout(visit, payout_id, failed=action, errors=outcome.by_field,
                       general=outcome.general)
     input_: dict[str, Any] = {"payoutId": payout_id}
     if visit.form.get("reason", "").strip():
         input_["reason"] = visit.form["reason"]
-    document = (f"mutation Act($input: {mutation[0].upper()}{mutation[1:]}Input!) "
-                f"{{ {mutation}(input: $input) {{ errors {{ field code message }} }} }}")
-    outcome = visit.api.mutate(document, ACTION_FIELDS, input=input_)
+    outcome = visit.api.mutate(ACTION_DOCUMENTS[action], ACTION_FIELDS, input=input_)
     if outcome.ok:
         return visit.redirect(f"/finance/payouts/{payout_id}", flash=f"payout-{action}")
     return payout(visit, payout_id, failed=action, errors=outcome.by_field,
