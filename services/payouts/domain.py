@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from shared.errors import Conflict, Forbidden, InvalidInput
-from shared.values import Standard, premium_cents
+from shared.values import Standard, format_money, premium_cents
 
 
 class ObligationStatus(enum.StrEnum):
@@ -86,6 +86,24 @@ class Change:
     actor: str
     at: datetime
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReversalRequest:
+    """Finance asking Stripe to take (some of) a paid premium back: who, how much and why.
+
+    Kept before Stripe is asked, under the request's idempotency key, so that the reversal is
+    recorded in its name whichever of Stripe's reply and its webhook arrives first.
+    """
+
+    idempotency_key: str
+    obligation_id: str
+    transfer_id: str
+    amount_cents: int
+    currency: str
+    actor: str
+    reason: str
+    requested_at: datetime
 
 
 @dataclass
@@ -350,9 +368,28 @@ class Obligation:
         return Change(self.id, "RETRY_REQUESTED", self.status, self.status, actor, at,
                       "send the transfer again")
 
-    def reversed(self, amount_reversed_cents: int, at: datetime,
-                 actor: str = "stripe") -> Change | None:
-        """Some or all of the transfer came back (Stripe's running total)."""
+    def request_reversal(self, amount_cents: int | None, actor: str, reason: str,
+                         at: datetime) -> ReversalRequest:
+        """Finance asks to take back `amount_cents` (None: all that is left) of the transfer.
+
+        Nothing moves here: the obligation changes only when Stripe's reversal is recorded.
+        """
+        if self.transfer_id is None or self.status not in (ObligationStatus.PAID,
+                                                           ObligationStatus.REVERSED):
+            raise Conflict(f"a payout that is {self.status} has no transfer to reverse",
+                           field="payout_id")
+        left = self.amount_cents - self.reversed_cents
+        amount = left if amount_cents is None else amount_cents
+        if not 0 < amount <= left:
+            raise Conflict(f"between 0.01 and {format_money(left)} can be reversed",
+                           field="amount")
+        return ReversalRequest(reversal_key(self.id, self.reversed_cents, amount), self.id,
+                               self.transfer_id, amount, self.currency, actor, reason, at)
+
+    def reversed(self, amount_reversed_cents: int, at: datetime, actor: str = "stripe",
+                 note: str | None = None) -> Change | None:
+        """Some or all of the transfer came back (the running total); `note` is why, when
+        the person who asked for it said so."""
         if amount_reversed_cents <= self.reversed_cents:
             return None
         if amount_reversed_cents > self.amount_cents:
@@ -360,6 +397,8 @@ class Obligation:
         self.reversed_cents = amount_reversed_cents
         part = "in full" if amount_reversed_cents == self.amount_cents else "in part"
         reason = f"reversed {part}: {amount_reversed_cents} of {self.amount_cents} cents"
+        if note:
+            reason = f"{reason} ({note})"
         if self.status is ObligationStatus.REVERSED:
             return Change(self.id, "REVERSED", self.status, self.status, actor, at, reason)
         return self._move(ObligationStatus.REVERSED, "REVERSED", actor, at, reason)

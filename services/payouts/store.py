@@ -35,6 +35,7 @@ from services.payouts.domain import (
     Obligation,
     ObligationStatus,
     PremiumRate,
+    ReversalRequest,
 )
 from shared.persistence import BigId, insert_if_absent, messaging_tables
 from shared.values import Standard
@@ -242,6 +243,32 @@ class ReversalRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ReversalRequestRow(Base):
+    """Finance's request for a reversal, committed before Stripe is asked. `reversal_id` is
+    the Stripe reversal that carried it out (recorded once, by its reply or its webhook)."""
+
+    __tablename__ = "reversal_requests"
+
+    # One request per key: asking for the same reversal again re-sends this one.
+    idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    obligation_id: Mapped[str] = mapped_column(ForeignKey("obligations.id"), index=True)
+    transfer_id: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Stripe's last definitive refusal, cleared when the same reversal is asked for again.
+    refusal: Mapped[str | None] = mapped_column(Text)
+
+    def to_domain(self) -> ReversalRequest:
+        return ReversalRequest(self.idempotency_key, self.obligation_id, self.transfer_id,
+                               self.amount_cents, self.currency, self.actor, self.reason,
+                               self.requested_at)
+
+
 class BankPayoutRow(Base):
     """A cooperative's payout from its Stripe balance to its bank (payout.paid / failed)."""
 
@@ -418,6 +445,27 @@ def record_stripe_event(session: Session, event_id: str, event_type: str,
     back, records it itself), so neither answers Stripe with an error."""
     return insert_if_absent(session, StripeEventRow, ["event_id"], event_id=event_id,
                             type=event_type, received_at=at)
+
+
+def keep_reversal_request(session: Session, request: ReversalRequest) -> ReversalRequest:
+    """Store finance's request, or find the one already kept under its key: the same
+    reversal asked for again is the same request (Stripe refuses a key reused with other
+    parameters), so the first request's actor and reason stand. The caller holds the
+    obligation's lock."""
+    row = session.get(ReversalRequestRow, request.idempotency_key)
+    if row is None:
+        session.add(ReversalRequestRow(
+            idempotency_key=request.idempotency_key, obligation_id=request.obligation_id,
+            transfer_id=request.transfer_id, amount_cents=request.amount_cents,
+            currency=request.currency, actor=request.actor, reason=request.reason,
+            requested_at=request.requested_at))
+        return request
+    row.refusal = None
+    return row.to_domain()
+
+
+def reversal_request(session: Session, idempotency_key: str) -> ReversalRequestRow | None:
+    return session.get(ReversalRequestRow, idempotency_key)
 
 
 def reversed_total(session: Session, obligation_id: str) -> int:

@@ -181,6 +181,7 @@ class _Fault:
     error: str  # a FAULTS key, "network" or "delay"
     after: bool = False
     delay: float = 0.0
+    release: threading.Event | None = None  # a delay that ends early when this is set
 
 
 class _Ctx(NamedTuple):
@@ -238,9 +239,10 @@ class StripeLocal:
 
     Test helpers: `onboard_account`, `create_payout`, `set_balance`, `fail_next`,
     `delay_next`, `signed_event`, `deliver`, `balance_change_csv`, also reachable (without
-    auth) under `/_local/...`. Replace `clock` (unix seconds) to date new objects; webhook
-    signatures always use the real time. Requests sharing an Idempotency-Key are answered
-    from the saved response, as Stripe does (keys never expire here).
+    auth) under `/_local/...`; `hold_next` (in process only). Replace `clock` (unix seconds)
+    to date new objects; webhook signatures always use the real time. Requests sharing an
+    Idempotency-Key are answered from the saved response, as Stripe does (keys never expire
+    here).
     """
 
     ROUTES = [  # method, path, handler, accepted parameters (besides expand)
@@ -432,6 +434,17 @@ class StripeLocal:
         with self._lock:
             self._faults.append(_Fault(path, method and method.upper(), times, "delay",
                                        after=after_execution, delay=seconds))
+
+    def hold_next(self, path: str, *, method: str | None = None,
+                  timeout: float = 30.0) -> threading.Event:
+        """Execute and save the next request matching `path`, then keep its answer until the
+        returned event is set (or `timeout` passes): the moment to make a webhook arrive
+        before the client hears what Stripe did."""
+        release = threading.Event()
+        with self._lock:
+            self._faults.append(_Fault(path, method and method.upper(), 1, "delay",
+                                       after=True, delay=timeout, release=release))
+        return release
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -628,7 +641,10 @@ class StripeLocal:
         with self._lock:
             self.requests.append(Handled(method, path, key, bool(replayed), status))
         if fault and fault.error == "delay" and fault.after:
-            time.sleep(fault.delay)
+            if fault.release is not None:
+                fault.release.wait(fault.delay)
+            else:
+                time.sleep(fault.delay)
         elif fault and fault.after:  # executed and saved, but the client never hears about it
             if fault.error == "network":
                 raise _Drop()

@@ -255,58 +255,86 @@ def apply_transfer(uow: UnitOfWork, row: store.ObligationRow, made: dict[str, An
 
 def apply_reversals(uow: UnitOfWork, row: store.ObligationRow, made: dict[str, Any],
                     at: datetime) -> None:
-    """Record the reversals a transfer object lists and its running total."""
-    for reversal in (made.get("reversals") or {}).get("data") or []:
-        if uow.session.get(store.ReversalRow, reversal["id"]) is None:
-            uow.session.add(store.ReversalRow(
-                id=reversal["id"], obligation_id=row.id, transfer_id=str(made["id"]),
-                amount_cents=int(reversal["amount"]), currency=str(reversal["currency"]),
-                created_at=timestamp(reversal.get("created")) or at))
+    """Record the reversals a transfer object lists (Stripe lists the newest first)."""
+    listed = (made.get("reversals") or {}).get("data") or []
+    for reversal in reversed(listed):
+        record_reversal(uow, row, reversal, str(made["id"]), at)
+    stripe_total = int(made.get("amount_reversed") or 0)
+    if stripe_total > row.reversed_cents:
+        # Only reversals Veta holds by their Stripe id are counted (so none twice); Stripe
+        # lists ten, and reconciliation shows the others as missing in Veta.
+        log.error("transfer %s: Stripe has %s cents reversed, obligation %s records %s",
+                  made["id"], stripe_total, row.id, row.reversed_cents)
+
+
+def record_reversal(uow: UnitOfWork, row: store.ObligationRow, reversal: dict[str, Any],
+                    transfer_id: str, at: datetime, requested_as: str | None = None) -> None:
+    """Record one Stripe reversal, once, in the name of the request that asked for it (the
+    idempotency key in its metadata, or `requested_as` when the caller knows it).
+
+    Stripe's reply and its transfer.reversed webhook both come here, in either order, under
+    the obligation's lock: the first records the reversal, its history row and the running
+    total; the second finds the reversal by its Stripe id and changes nothing.
+    """
+    if uow.session.get(store.ReversalRow, reversal["id"]) is not None:
+        return
+    uow.session.add(store.ReversalRow(
+        id=reversal["id"], obligation_id=row.id, transfer_id=transfer_id,
+        amount_cents=int(reversal["amount"]), currency=str(reversal["currency"]),
+        created_at=timestamp(reversal.get("created")) or at))
+    key = requested_as or (reversal.get("metadata") or {}).get("idempotency_key")
+    request = store.reversal_request(uow.session, key) if key else None
+    if request is not None and request.obligation_id != row.id:
+        request = None
+    if request is not None:
+        request.reversal_id, request.reversed_at = reversal["id"], at
+    uow.session.flush()
     ob = row.to_domain()
-    save(uow, row, ob, at, ob.reversed(int(made.get("amount_reversed") or 0), at))
+    # Made in Stripe's dashboard, no request names it: Stripe is all Veta can name.
+    actor, why = (request.actor, request.reason) if request is not None else ("stripe", None)
+    change = ob.reversed(store.reversed_total(uow.session, row.id), at, actor, why)
+    save(uow, row, ob, at, change)
 
 
 def reverse(db: ServiceDatabase, access: StripeAccess, obligation_id: str,
             amount_cents: int | None, actor: str, reason: str, now: Clock) -> None:
-    """Take some or all of a paid premium back from the cooperative's account."""
+    """Take some or all of a paid premium back from the cooperative's account.
+
+    The request is committed before Stripe is asked, and the reversal carries its key in
+    its metadata, so Stripe's webhook may arrive before the reply (or instead of it) and
+    still record who asked and why.
+    """
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         if row is None:
             raise NotFound("no such payout", field="payout_id")
-        ob = row.to_domain()
-        if ob.transfer_id is None or ob.status not in (ObligationStatus.PAID,
-                                                       ObligationStatus.REVERSED):
-            raise Conflict(f"a payout that is {ob.status} has no transfer to reverse",
-                           field="payout_id")
-        left = ob.amount_cents - ob.reversed_cents
-        amount = left if amount_cents is None else amount_cents
-        if not 0 < amount <= left:
-            raise Conflict(f"between 0.01 and {format_money(left)} can be reversed",
-                           field="amount")
-        key = domain.reversal_key(ob.id, ob.reversed_cents, amount)
-        transfer_id = ob.transfer_id
+        request = store.keep_reversal_request(
+            uow.session, row.to_domain().request_reversal(amount_cents, actor, reason, now()))
     try:
-        made = access.api.create_reversal(transfer_id, amount, {
-            "obligation_id": obligation_id, "reason": reason[:500], "requested_by": actor}, key)
+        made = access.api.create_reversal(request.transfer_id, request.amount_cents,
+                                          reversal_metadata(request), request.idempotency_key)
     except Exception as error:
         why = refusal(error)
+        if why.definitive:
+            _record_reversal_refusal(db, request, f"{why.code}: {why.message}")
         again = "" if why.definitive else " (asking again cannot reverse it twice)"
         raise Conflict(f"Stripe did not reverse it: {why.message}{again}",
                        field="payout_id") from None
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         assert row is not None
-        at = now()
-        if uow.session.get(store.ReversalRow, made["id"]) is None:
-            uow.session.add(store.ReversalRow(
-                id=made["id"], obligation_id=row.id, transfer_id=transfer_id,
-                amount_cents=int(made["amount"]), currency=str(made["currency"]),
-                created_at=timestamp(made.get("created")) or at))
-        uow.session.flush()
-        ob = row.to_domain()
-        # From the recorded reversals: the webhook may have recorded this one already.
-        change = ob.reversed(store.reversed_total(uow.session, row.id), at, actor=actor)
-        if change is not None:
-            change = Change(change.obligation_id, change.action, change.from_status,
-                            change.to_status, actor, at, f"{change.reason} ({reason})")
-        save(uow, row, ob, at, change)
+        record_reversal(uow, row, made, request.transfer_id, now(), request.idempotency_key)
+
+
+def reversal_metadata(request: domain.ReversalRequest) -> dict[str, str]:
+    """Built only from the stored request, so that asking again is the same request."""
+    return {"obligation_id": request.obligation_id, "reason": request.reason[:500],
+            "requested_by": request.actor, "idempotency_key": request.idempotency_key}
+
+
+def _record_reversal_refusal(db: ServiceDatabase, request: domain.ReversalRequest,
+                             refusal_text: str) -> None:
+    with db.unit_of_work() as uow:
+        kept = store.reversal_request(uow.session, request.idempotency_key)
+        if kept is not None and kept.reversal_id is None:
+            kept.refusal = refusal_text

@@ -18,6 +18,7 @@ from services.payouts.domain import (
     extend_rates,
     is_blocked,
     parse_period,
+    reversal_key,
     transfer_key,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput
@@ -184,6 +185,39 @@ def test_partial_then_full_reversal() -> None:
     assert whole is not None and "in full" in (whole.reason or "")
     with pytest.raises(Conflict):
         ob.reversed(366_001, T0)
+
+
+def test_a_reversal_request_names_who_how_much_and_why_and_moves_nothing_yet() -> None:
+    ob = paid()
+    whole = ob.request_reversal(None, "carla", "the assay was wrong", T0)
+    assert (whole.amount_cents, whole.transfer_id, whole.actor, whole.reason) == (
+        366_000, "tr_1", "carla", "the assay was wrong")
+    assert whole.idempotency_key == reversal_key("ob-1", 0, 366_000)
+    assert (ob.status, ob.reversed_cents) == (ObligationStatus.PAID, 0)
+    ob.reversed(100_000, T0)
+    # The key starts from what is already reversed: the next request is a new one.
+    assert ob.request_reversal(50_000, "carla", "more", T0).idempotency_key == (
+        reversal_key("ob-1", 100_000, 50_000))
+
+
+@pytest.mark.parametrize("amount_cents", [0, -1, 266_001])
+def test_a_reversal_request_is_refused_beyond_what_is_left(amount_cents: int) -> None:
+    ob = paid()
+    ob.reversed(100_000, T0)
+    with pytest.raises(Conflict, match=r"between 0\.01 and 2660\.00"):
+        ob.request_reversal(amount_cents, "carla", "why", T0)
+
+
+def test_a_payout_that_was_never_paid_cannot_be_reversed() -> None:
+    with pytest.raises(Conflict, match="no transfer to reverse"):
+        funded().request_reversal(None, "carla", "why", T0)
+
+
+def test_a_recorded_reversal_keeps_who_asked_and_why_in_the_history() -> None:
+    ob = paid()
+    change = ob.reversed(100_000, T0, "carla", "the assay was wrong")
+    assert change is not None and (change.actor, change.reason) == (
+        "carla", "reversed in part: 100000 of 366000 cents (the assay was wrong)")
 
 
 # --- holds ---------------------------------------------------------------------------------
