@@ -3,7 +3,8 @@ latency at a fixed offered rate, beside raw nameko RPC and event rates measured 
 
 Run: `python bench/orders.py [--services veta-run|runner] [--seconds 15] [--rates 100,25]` with
 RabbitMQ (and its management API) and PostgreSQL on their default local ports. Everything runs
-against a throw-away vhost and throw-away databases.
+against a throw-away vhost and throw-away databases. `VETA_TEST_POSTGRES` names another
+PostgreSQL, e.g. over its Unix socket: `postgresql://postgres@/postgres?host=/var/run/postgresql`.
 
 - `--services veta-run` (default): each service is its own `veta run <service>` process, as in
   a real deployment (certification, listings, orders, gateway; payouts is not on this path).
@@ -46,6 +47,7 @@ from nameko.events import event_handler  # noqa: E402
 from nameko.rpc import rpc  # noqa: E402
 from nameko.standalone.events import event_dispatcher, get_event_exchange  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -131,11 +133,14 @@ def throwaway_system(port: int, services: str, workers: int) -> Iterator[dict[st
                  timeout=10).raise_for_status()
     admin = psycopg2.connect(POSTGRES)
     admin.autocommit = True
-    base = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    urls = {s: f"{base}/veta_bench_{run}_{s}" for s in SERVICES}
+    # A URL may name a Unix socket directory (`postgresql://postgres@/postgres?host=/run/...`).
+    server = make_url(POSTGRES).set(drivername="postgresql+psycopg2")
+    names = {s: f"veta_bench_{run}_{s}" for s in SERVICES}
+    urls = {s: server.set(database=name).render_as_string(hide_password=False)
+            for s, name in names.items()}
     with admin.cursor() as cursor:
-        for url in urls.values():
-            cursor.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+        for name in names.values():
+            cursor.execute(f'CREATE DATABASE "{name}"')
     for service, url in urls.items():
         upgrade(service, url)
     config: dict[str, Any] = {
@@ -162,8 +167,8 @@ def throwaway_system(port: int, services: str, workers: int) -> Iterator[dict[st
         for child in children:
             child.wait(timeout=30)
         with admin.cursor() as cursor:
-            for url in urls.values():
-                cursor.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            for name in names.values():
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
         requests.delete(f"{RABBIT_API}/vhosts/{vhost}", timeout=10)
 
@@ -171,13 +176,17 @@ def throwaway_system(port: int, services: str, workers: int) -> Iterator[dict[st
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far, from /proc."""
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User plus system CPU time a process has used so far, from /proc; with `reaped`, also
+    that of its children that have ended (PostgreSQL's backends, once they exit)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICKS
 
 
 def machine_cpu_seconds() -> float:
@@ -197,16 +206,30 @@ class CpuMeter:
     def sample(self) -> dict[str, float]:
         figures = {name: cpu_seconds(pid) for name, pid in self.ours.items()}
         figures["this client"] = cpu_seconds(os.getpid())
+        for name, command in (("PostgreSQL (every backend)", "postgres"),
+                              ("RabbitMQ", "beam.smp")):
+            figures[name] = sum(cpu_seconds(pid, reaped=True)
+                                for pid in processes_named(command))
         figures["machine"] = machine_cpu_seconds()
         return figures
 
     def used(self) -> dict[str, float]:
         after = self.sample()
-        used = {name: after[name] - self.before[name] for name in after}
+        used = {name: after[name] - self.before.get(name, 0.0) for name in after}
         machine = used.pop("machine")
-        used["the rest: PostgreSQL, RabbitMQ, kernel, anything else"] = \
-            machine - sum(used.values())
+        used["the rest: kernel (interrupts), anything else"] = machine - sum(used.values())
         return used
+
+
+def processes_named(command: str) -> list[int]:
+    """The ids of the processes running `command` (PostgreSQL's postmaster and its backends)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if (entry / "comm").read_text().strip() == command:
+                    found.append(int(entry.name))
+    return found
 
 
 def wait_until_up(config: dict[str, Any]) -> None:

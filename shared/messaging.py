@@ -296,7 +296,8 @@ class Database(DependencyProvider):
         if name not in urls:
             raise RuntimeError(f"no database configured for {name} "
                                f"(set VETA_{name.upper()}_DATABASE_URL)")
-        self.engine = make_engine(urls[name])
+        # One connection for each worker that can run at once, the outbox relay and a timer.
+        self.engine = make_engine(urls[name], connections=self.container.max_workers + 2)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         outbox_config = self.container.config.get(OUTBOX_CONFIG_KEY) or {}
         self.relay = OutboxRelay(self.engine, self.tables, name, self.container.config,
