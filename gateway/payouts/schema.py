@@ -3,6 +3,7 @@ reconciliation. Finance sees everything and alone moves money; a producer reads 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -253,6 +254,10 @@ class ReversePayoutInput(graphene.InputObjectType):
     payout_id = graphene.ID(required=True)
     amount = graphene.String(description="USD to take back, e.g. \"120.50\"; all if absent")
     reason = graphene.String(required=True)
+    idempotency_key = graphene.String(
+        description="Send the same key again (a retry after a timeout) to get the first "
+                    "request's outcome rather than a second reversal; the same key with "
+                    "another amount or reason is refused. One is made up if you send none.")
 
 
 class ReversePayout(graphene.Mutation):
@@ -267,8 +272,13 @@ class ReversePayout(graphene.Mutation):
     @staticmethod
     def mutate(_root: Any, info: Any, input: Any) -> PayoutPayload:
         ctx = context(info)
+        # Even a client that sends no key gets one per call, as placeOrder does: a call the
+        # broker redelivers after payouts crashed (having recorded the reversal but not
+        # acknowledged the call) finds its reversal instead of making a second one.
+        command = {**plain(input)}
+        command.setdefault("idempotency_key", str(uuid.uuid4()))
         return money_moves(ctx, PayoutPayload, "payout",
-                           lambda: ctx.call("payouts", "reverse_payout", plain(input)))
+                           lambda: ctx.call("payouts", "reverse_payout", command))
 
 
 class SetBuyerFundingInput(graphene.InputObjectType):

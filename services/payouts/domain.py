@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -96,7 +97,7 @@ class ReversalRequest:
     recorded in its name whichever of Stripe's reply and its webhook arrives first.
     """
 
-    idempotency_key: str
+    idempotency_key: str  # Stripe's: the key its call is sent (and re-sent) under
     obligation_id: str
     transfer_id: str
     amount_cents: int
@@ -104,6 +105,22 @@ class ReversalRequest:
     actor: str
     reason: str
     requested_at: datetime
+    client_key: str | None = None  # the caller's own key, when it sent one
+    whole: bool = False  # asked for all that was left, not for an amount
+    reversal_id: str | None = None  # the Stripe reversal that carried it out, once recorded
+    refusal: str | None = None  # Stripe's definitive refusal
+
+    def asked_again(self, amount_cents: int | None, reason: str) -> None:
+        """The caller's key sent again must carry the request it first carried: anything
+        else is a different reversal, and a key names one request only."""
+        asked = None if self.whole else self.amount_cents
+        if amount_cents != asked:
+            first = "all that was left" if asked is None else format_money(asked)
+            raise Conflict(f"this idempotency key was used to reverse {first}; a different "
+                           "reversal needs a new key", field="idempotency_key")
+        if reason != self.reason:
+            raise Conflict("this idempotency key was used with another reason; a different "
+                           "reversal needs a new key", field="idempotency_key")
 
 
 @dataclass
@@ -369,8 +386,9 @@ class Obligation:
                       "send the transfer again")
 
     def request_reversal(self, amount_cents: int | None, actor: str, reason: str,
-                         at: datetime) -> ReversalRequest:
-        """Finance asks to take back `amount_cents` (None: all that is left) of the transfer.
+                         at: datetime, client_key: str | None = None) -> ReversalRequest:
+        """Finance asks to take back `amount_cents` (None: all that is left) of the transfer,
+        under the caller's `client_key` if it sent one.
 
         Nothing moves here: the obligation changes only when Stripe's reversal is recorded.
         """
@@ -383,8 +401,10 @@ class Obligation:
         if not 0 < amount <= left:
             raise Conflict(f"between 0.01 and {format_money(left)} can be reversed",
                            field="amount")
-        return ReversalRequest(reversal_key(self.id, self.reversed_cents, amount), self.id,
-                               self.transfer_id, amount, self.currency, actor, reason, at)
+        key = (reversal_key(self.id, self.reversed_cents, amount) if client_key is None
+               else requested_reversal_key(self.id, client_key))
+        return ReversalRequest(key, self.id, self.transfer_id, amount, self.currency, actor,
+                               reason, at, client_key=client_key, whole=amount_cents is None)
 
     def reversed(self, amount_reversed_cents: int, at: datetime, actor: str = "stripe",
                  note: str | None = None) -> Change | None:
@@ -438,8 +458,21 @@ def funding_confirm_key(obligation_id: str, attempt: int) -> str:
 
 
 def reversal_key(obligation_id: str, reversed_cents: int, amount_cents: int) -> str:
-    """Reversing the same amount from the same starting point is the same request."""
+    """A reversal asked for without a key of the caller's: reversing the same amount from
+    the same starting point is the same request."""
     return f"veta-premium-{obligation_id}-reversal-{reversed_cents}-{amount_cents}"
+
+
+# The caller's key may be 64 characters of anything printable: a name-based UUID of it fits
+# Stripe's key (and its column) and is the same each time the key is sent again.
+REVERSAL_KEYS = uuid.UUID("3b0d9f62-5c1e-4f7a-8e2d-6a9c4b7e1f05")
+
+
+def requested_reversal_key(obligation_id: str, client_key: str) -> str:
+    """A reversal asked for under the caller's own key: the same key is the same request,
+    whatever has been reversed since, so it is never made twice."""
+    named = uuid.uuid5(REVERSAL_KEYS, f"{obligation_id}/{client_key}")
+    return f"veta-premium-{obligation_id}-reversal-{named}"
 
 
 def account_key(producer_id: str) -> str:

@@ -68,11 +68,15 @@ class PremiumPaymentFailed(PremiumEvent):
 
 
 class PremiumReversed(PremiumEvent):
-    """Some or all of a paid premium came back from the cooperative's account."""
+    """Some or all of a paid premium came back from the cooperative's account.
+    `amount_reversed` is the running total; `requested_by` and `reason` are finance's
+    request, absent for a reversal made in Stripe's dashboard."""
 
     type = "premium_reversed"
     transfer_id: str
     amount_reversed: str
+    requested_by: str | None = None
+    reason: str | None = None
 
 
 class PremiumHoldPlaced(PremiumEvent):

@@ -60,6 +60,9 @@ class ReversePayout(Command):
     payout_id: Identifier
     amount: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d{1,2})?$")] | None = None
     reason: Reason
+    # The caller's name for this request: sent again, it is the same reversal, never a
+    # second one. Without it the amount and the reversed total name the request.
+    idempotency_key: Identifier | None = None
 
 
 class AddPremiumRate(Command):
@@ -307,7 +310,7 @@ class PayoutsService(Operations):
         command = parse(ReversePayout, data)
         amount = int(Decimal(command.amount) * 100) if command.amount else None
         transfers.reverse(self.db, self.stripe, command.payout_id, amount, caller.subject,
-                          command.reason, self.clock.now)
+                          command.reason, self.clock.now, command.idempotency_key)
         return self._view(command.payout_id)
 
     def _reason(self, command: PayoutAction) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     func,
     or_,
     select,
@@ -248,6 +249,10 @@ class ReversalRequestRow(Base):
     the Stripe reversal that carried it out (recorded once, by its reply or its webhook)."""
 
     __tablename__ = "reversal_requests"
+    # The caller's key names one request of an obligation (NULLs, requests sent without a
+    # key, do not clash).
+    __table_args__ = (UniqueConstraint("obligation_id", "client_key",
+                                       name="uq_reversal_requests_client_key"),)
 
     # One request per key: asking for the same reversal again re-sends this one.
     idempotency_key: Mapped[str] = mapped_column(String(120), primary_key=True)
@@ -260,13 +265,20 @@ class ReversalRequestRow(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reversal_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Stripe's last definitive refusal, cleared when the same reversal is asked for again.
+    # Stripe's last definitive refusal; cleared when a request without a caller's key is
+    # asked for again (one with a key answers with it instead).
     refusal: Mapped[str | None] = mapped_column(Text)
+    # The idempotency key the caller sent (`idempotencyKey`), if any, and whether it asked
+    # for all that was left: what the same key must carry again.
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    whole: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def to_domain(self) -> ReversalRequest:
         return ReversalRequest(self.idempotency_key, self.obligation_id, self.transfer_id,
                                self.amount_cents, self.currency, self.actor, self.reason,
-                               self.requested_at)
+                               self.requested_at, client_key=self.client_key,
+                               whole=self.whole, reversal_id=self.reversal_id,
+                               refusal=self.refusal)
 
 
 class BankPayoutRow(Base):
@@ -458,7 +470,8 @@ def keep_reversal_request(session: Session, request: ReversalRequest) -> Reversa
             idempotency_key=request.idempotency_key, obligation_id=request.obligation_id,
             transfer_id=request.transfer_id, amount_cents=request.amount_cents,
             currency=request.currency, actor=request.actor, reason=request.reason,
-            requested_at=request.requested_at))
+            requested_at=request.requested_at, client_key=request.client_key,
+            whole=request.whole))
         return request
     row.refusal = None
     return row.to_domain()
@@ -466,6 +479,15 @@ def keep_reversal_request(session: Session, request: ReversalRequest) -> Reversa
 
 def reversal_request(session: Session, idempotency_key: str) -> ReversalRequestRow | None:
     return session.get(ReversalRequestRow, idempotency_key)
+
+
+def requested_reversal(session: Session, obligation_id: str,
+                       client_key: str) -> ReversalRequest | None:
+    """The request an obligation keeps under the caller's key, if that key was sent before."""
+    row = session.scalar(select(ReversalRequestRow).where(
+        ReversalRequestRow.obligation_id == obligation_id,
+        ReversalRequestRow.client_key == client_key))
+    return None if row is None else row.to_domain()
 
 
 def reversed_total(session: Session, obligation_id: str) -> int:

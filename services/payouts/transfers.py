@@ -42,8 +42,10 @@ def premium_event(cls: type[PremiumEvent], ob: Obligation, **facts: Any) -> Prem
                currency=ob.currency, **facts)
 
 
-def announce(uow: UnitOfWork, ob: Obligation, change: Change | None) -> None:
-    """Raise the event a change stands for, if it is one the other services hear of."""
+def announce(uow: UnitOfWork, ob: Obligation, change: Change | None,
+             request: domain.ReversalRequest | None = None) -> None:
+    """Raise the event a change stands for, if it is one the other services hear of;
+    `request` is finance's, when a reversal was asked for in Veta."""
     if change is None:
         return
     if change.action == "FUNDED" and change.to_status is ObligationStatus.FUNDED:
@@ -58,8 +60,11 @@ def announce(uow: UnitOfWork, ob: Obligation, change: Change | None) -> None:
             PremiumPaymentFailed, ob, stage=str(ob.failure_stage), code=ob.failure_code or "",
             reason=ob.failure_message or "", retryable=ob.retryable))
     elif change.action == "REVERSED":
-        uow.raise_event(premium_event(PremiumReversed, ob, transfer_id=ob.transfer_id or "",
-                                      amount_reversed=format_money(ob.reversed_cents)))
+        uow.raise_event(premium_event(
+            PremiumReversed, ob, transfer_id=ob.transfer_id or "",
+            amount_reversed=format_money(ob.reversed_cents),
+            requested_by=request.actor if request else None,
+            reason=request.reason if request else None))
     elif change.action == "HELD":
         uow.raise_event(premium_event(PremiumHoldPlaced, ob, reason=change.reason or ""))
     elif change.action in ("HOLD_LIFTED", "HOLD_RELEASED"):
@@ -68,11 +73,11 @@ def announce(uow: UnitOfWork, ob: Obligation, change: Change | None) -> None:
 
 
 def save(uow: UnitOfWork, row: store.ObligationRow, ob: Obligation, at: datetime,
-         *changes: Change | None) -> None:
+         *changes: Change | None, request: domain.ReversalRequest | None = None) -> None:
     row.update_from(ob, at)
     store.record_changes(uow.session, list(changes))
     for change in changes:
-        announce(uow, ob, change)
+        announce(uow, ob, change, request)
 
 
 # --- funding -----------------------------------------------------------------------------------
@@ -293,23 +298,39 @@ def record_reversal(uow: UnitOfWork, row: store.ObligationRow, reversal: dict[st
     # Made in Stripe's dashboard, no request names it: Stripe is all Veta can name.
     actor, why = (request.actor, request.reason) if request is not None else ("stripe", None)
     change = ob.reversed(store.reversed_total(uow.session, row.id), at, actor, why)
-    save(uow, row, ob, at, change)
+    save(uow, row, ob, at, change,
+         request=request.to_domain() if request is not None else None)
 
 
 def reverse(db: ServiceDatabase, access: StripeAccess, obligation_id: str,
-            amount_cents: int | None, actor: str, reason: str, now: Clock) -> None:
+            amount_cents: int | None, actor: str, reason: str, now: Clock,
+            client_key: str | None = None) -> None:
     """Take some or all of a paid premium back from the cooperative's account.
 
     The request is committed before Stripe is asked, and the reversal carries its key in
     its metadata, so Stripe's webhook may arrive before the reply (or instead of it) and
-    still record who asked and why.
+    still record who asked and why. A request sent again under the caller's `client_key`
+    is the first one: its outcome if it has one, else the same call to Stripe again.
     """
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         if row is None:
             raise NotFound("no such payout", field="payout_id")
-        request = store.keep_reversal_request(
-            uow.session, row.to_domain().request_reversal(amount_cents, actor, reason, now()))
+        kept = (store.requested_reversal(uow.session, obligation_id, client_key)
+                if client_key is not None else None)
+        if kept is not None:
+            # Found by the caller's key, not by the amount: the reversed total may have
+            # moved since (the webhook recorded it while the answer was lost).
+            kept.asked_again(amount_cents, reason)
+            if kept.reversal_id is not None:
+                return
+            if kept.refusal is not None:
+                raise Conflict(f"Stripe did not reverse it: {kept.refusal} (its answer to "
+                               "this request; a new one can try again)", field="payout_id")
+            request = kept
+        else:
+            request = store.keep_reversal_request(uow.session, row.to_domain().request_reversal(
+                amount_cents, actor, reason, now(), client_key))
     try:
         made = access.api.create_reversal(request.transfer_id, request.amount_cents,
                                           reversal_metadata(request), request.idempotency_key)

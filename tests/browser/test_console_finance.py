@@ -1,7 +1,8 @@
 """Finance's harder days in a browser: a transfer Stripe refuses, shown with Stripe's reason and
 retried to PAID; a payout held by a certification suspension and released with a reason; a paid
 premium taken back in part (in Spanish, with a decimal comma), refused above what is left, then
-in full.
+in full; a reversal whose answer from Stripe was lost, sent again from the same form and made
+once.
 
 Each premium is seeded through the services' own commands (as test_console_story.py sets the
 buyer's card): a certified cooperative with a Stripe account, its lot ordered, shipped and
@@ -281,3 +282,41 @@ def test_a_paid_premium_is_taken_back_in_part_then_in_full(console: Console) -> 
                   for r in transfer.reversals.data) == [
         (30000, "carla.finance", "El ensayo de la refinería halló menos oro"),
         (50000, "carla.finance", "The buyer returned the rest of the lot")]
+
+
+def test_a_reversal_sent_again_after_stripes_answer_was_lost_is_made_once(
+        console: Console) -> None:
+    premium = a_delivered_premium(console, "Cooperativa Minera El Limón")
+    dora = funded(console, premium, "dora.finance")
+    dora.get_by_role("button", name="Approve", exact=True).click()
+    expect(dora.locator("#payout-status")).to_have_text("Paid", timeout=STRIPE_WAIT_MS)
+    form_key = dora.locator("form[action$='/reverse'] input[name=idempotencyKey]")
+    drawn_with = form_key.input_value()
+    assert drawn_with
+
+    # Stripe makes the reversal, but its answer never reaches Veta; its webhook does.
+    console.stripe.fail_next("/v1/transfers/*/reversals", error="network", method="POST",
+                             after_execution=True)
+    dora.get_by_label("Amount to take back").fill("300.00")
+    dora.get_by_label("Reason for reversing").fill("The refinery's assay found less gold")
+    dora.get_by_role("button", name="Reverse payout").click()
+    expect(dora.locator("#reverse-payoutId-error")).to_contain_text(
+        "asking again cannot reverse it twice")
+    expect(form_key).to_have_value(drawn_with)  # the refused form is still that request
+    with rpc_as(console.config, Role.FINANCE) as rpc:
+        eventually(lambda: rpc.payouts.get_obligations(
+            [premium.payout_id])[0]["reversed_amount"] == "300.00")
+
+    # Sent again from the same form: the reversed total has moved, yet it is the same
+    # request, so finance sees its outcome and the cooperative loses 300.00 once.
+    dora.get_by_role("button", name="Reverse payout").click()
+    expect(dora.locator(".flash")).to_have_text(
+        "The amount is taken back from the cooperative's Stripe account.")
+    expect(dora.locator("#payout-status")).to_have_text("Reversed")
+    expect(dora.locator(".facts")).to_contain_text("$300.00")
+    expect(dora.locator("#reverse-amount-hint")).to_contain_text("Up to $500.00")
+    expect(dora.locator("#payout-history tbody tr", has_text="reversed in")).to_have_count(1)
+    [transfer] = transfers_of(console, premium.payout_id)
+    assert (transfer.amount_reversed, len(transfer.reversals.data)) == (30000, 1)
+    # The form drawn afresh is a new request.
+    expect(form_key).not_to_have_value(drawn_with)

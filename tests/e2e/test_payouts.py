@@ -1,5 +1,6 @@
-"""Payouts through the gateway over HTTP: finance filters, pages, approves and reconciles;
-a producer reads its own payouts and moves no money; administrators do not pay."""
+"""Payouts through the gateway over HTTP: finance filters, pages, approves and reconciles,
+and takes a premium back under an idempotency key; a producer reads its own payouts and moves
+no money; administrators do not pay."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from nameko.testing.utils import get_container
 
 from gateway.service import GatewayService
+from services.payouts.domain import reversal_key
 from services.payouts.service import PayoutsService
 from services.payouts.stripe_local import StripeLocal
 from shared.caller import Role
@@ -38,6 +40,12 @@ query ($id: ID!) {
 APPROVE = """
 mutation ($input: ApprovePayoutInput!) {
   approvePayout(input: $input) { payout { id status approvals } errors { field code message } }
+}"""
+REVERSE = """
+mutation ($input: ReversePayoutInput!) {
+  reversePayout(input: $input) {
+    payout { id status reversedAmount { amount } } errors { field code message }
+  }
 }"""
 ONBOARD = """
 mutation ($input: CreateStripeOnboardingLinkInput!) {
@@ -132,3 +140,41 @@ def test_a_producer_reads_its_own_payouts_and_moves_no_money(
     body = graphql.run(ONBOARD, {"input": {"producerId": theirs}}, role=Role.PRODUCER,
                        organisation=mine)
     assert body["data"]["createStripeOnboardingLink"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+def test_a_reversal_sent_twice_under_one_idempotency_key_is_made_once_over_graphql(
+        system: tuple[GraphQL, Flow]) -> None:
+    graphql, flow = system
+    paid = flow.paid("100.000")  # USD 400.00
+    ask = {"payoutId": paid["id"], "amount": "100.00", "reason": "assay corrected",
+           "idempotencyKey": "finance-script-42"}
+    for _ in range(2):
+        body = graphql.run(REVERSE, {"input": ask}, role=Role.FINANCE)["data"]["reversePayout"]
+        assert body["errors"] == []
+        assert body["payout"]["reversedAmount"]["amount"] == "100.00"
+    transfer = flow.client.v1.transfers.retrieve(paid["transfer_id"])
+    assert (transfer.amount_reversed, len(transfer.reversals.data)) == (10000, 1)
+
+    def refusal(changes: dict[str, Any]) -> tuple[str, str]:
+        body = graphql.run(REVERSE, {"input": {**ask, **changes}}, role=Role.FINANCE)
+        [error] = body["data"]["reversePayout"]["errors"]
+        return error["field"], error["code"]
+
+    assert refusal({"amount": "50.00"}) == ("idempotencyKey", "CONFLICT")
+    assert refusal({"reason": "buyer refunded"}) == ("idempotencyKey", "CONFLICT")
+    assert refusal({"idempotencyKey": ""}) == ("idempotencyKey", "BAD_USER_INPUT")
+    assert refusal({"idempotencyKey": "k" * 65}) == ("idempotencyKey", "BAD_USER_INPUT")
+    assert flow.get(paid["id"])["reversed_amount"] == "100.00"
+
+    # Without a key the gateway makes one up per call (as for placeOrder), so the call is
+    # named by itself rather than by the amount and the total reversed so far, which a
+    # redelivered call would find moved.
+    del ask["idempotencyKey"]
+    body = graphql.run(REVERSE, {"input": {**ask, "amount": "50.00"}}, role=Role.FINANCE)
+    assert body["data"]["reversePayout"]["errors"] == []
+    transfer = flow.client.v1.transfers.retrieve(paid["transfer_id"])
+    newest = transfer.to_dict()["reversals"]["data"][0]
+    assert newest["amount"] == 5000
+    key = newest["metadata"]["idempotency_key"]
+    assert key.startswith(f"veta-premium-{paid['id']}-reversal-")
+    assert key != reversal_key(paid["id"], 10000, 5000)

@@ -1,6 +1,7 @@
 """Reversing a paid premium, over real RabbitMQ and PostgreSQL and the local Stripe server:
 the history says who reversed how much and why whichever of Stripe's answer and its
-transfer.reversed webhook is recorded first, and the amount is counted once."""
+transfer.reversed webhook is recorded first, and the amount is counted once; a request sent
+again under its caller's idempotency key is never a second reversal."""
 
 from __future__ import annotations
 
@@ -42,6 +43,22 @@ def requests_kept(flow: Flow, obligation_id: str) -> list[tuple[Any, ...]]:
         kept = [tuple(row) for row in rows]
     engine.dispose()
     return kept
+
+
+def reversal_posts(flow: Flow) -> list[Any]:
+    return [r for r in flow.server.requests
+            if r.method == "POST" and r.path.endswith("/reversals")]
+
+
+def reversed_payloads(flow: Flow, obligation_id: str) -> list[dict[str, Any]]:
+    engine = create_engine(flow.config["DATABASES"]["payouts"])
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT payload FROM outbox WHERE event_type = 'premium_reversed' "
+            "AND payload->>'obligation_id' = :id ORDER BY id"), {"id": obligation_id})
+        payloads = [dict(row[0]) for row in rows]
+    engine.dispose()
+    return payloads
 
 
 def test_a_webhook_applied_before_stripes_answer_records_finances_actor_and_reason(
@@ -166,3 +183,96 @@ def test_a_refused_reversal_keeps_stripes_refusal_and_changes_nothing(flow: Flow
             {"id": paid["id"]}).scalar_one()
     engine.dispose()
     assert refusal.startswith("balance_insufficient: ")
+
+
+# --- the caller's idempotency key ------------------------------------------------------------
+
+def test_asked_again_with_its_key_after_the_webhook_recorded_a_lost_answer_reverses_once(
+        flow: Flow) -> None:
+    paid = flow.paid("100.000")  # USD 400.00
+    ask = {"payout_id": paid["id"], "amount": "150.00", "reason": "assay corrected",
+           "idempotency_key": "console-form-7"}
+    # Stripe reverses it, the answer is lost, and the webhook records it in Ben's name.
+    flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(
+            Conflict, match="asking again cannot reverse it twice"):
+        rpc.payouts.reverse_payout(ask)
+    recorded = flow.reaches(paid["id"], "REVERSED")
+    in_bens_name = [("finance-ben", "reversed in part: 15000 of 40000 cents (assay corrected)")]
+    assert reversals_in(recorded) == in_bens_name
+
+    # The reversed total has moved; the same key still names the same request, so asking
+    # again returns its outcome and Stripe is not asked a second time.
+    with rpc_by(flow.config, "finance-ben") as rpc:
+        again = rpc.payouts.reverse_payout(ask)
+    assert (again["status"], again["reversed_amount"], reversals_in(again)) == (
+        "REVERSED", "150.00", in_bens_name)
+    assert len(reversal_posts(flow)) == 1
+    transfer = flow.client.v1.transfers.retrieve(paid["transfer_id"])
+    assert (transfer.amount_reversed, len(transfer.reversals.data)) == (15000, 1)
+    assert [r[:3] for r in requests_kept(flow, paid["id"])] == [
+        ("finance-ben", "assay corrected", 15000)]
+
+    # The same key for another amount or another reason is a different request: refused.
+    for other in ({"amount": "100.00"}, {"amount": None}, {"reason": "buyer refunded"}):
+        with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict) as refused:
+            rpc.payouts.reverse_payout({k: v for k, v in {**ask, **other}.items()
+                                        if v is not None})
+        assert refused.value.field == "idempotency_key", other
+    assert (flow.get(paid["id"])["reversed_amount"], len(reversal_posts(flow))) == ("150.00", 1)
+
+    # A new key is a new reversal, even for the same amount and reason.
+    with rpc_by(flow.config, "finance-ben") as rpc:
+        second = rpc.payouts.reverse_payout({**ask, "idempotency_key": "console-form-8"})
+    assert second["reversed_amount"] == "300.00"
+    # The event carries finance's request: who asked and why.
+    assert [(e["amount_reversed"], e["requested_by"], e["reason"])
+            for e in reversed_payloads(flow, paid["id"])] == [
+        ("150.00", "finance-ben", "assay corrected"),
+        ("300.00", "finance-ben", "assay corrected")]
+
+
+def test_asked_again_with_its_key_before_any_answer_resends_the_same_call_to_stripe(
+        flow: Flow) -> None:
+    paid = flow.paid("100.000")
+    flow.server.auto_deliver_webhooks = False  # nothing tells Veta what Stripe did
+    flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
+    ask = {"payout_id": paid["id"], "reason": "buyer refunded", "idempotency_key": "k-1"}
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+        rpc.payouts.reverse_payout(ask)
+    assert flow.get(paid["id"])["reversed_amount"] == "0.00"
+
+    # Someone else sends the same request: Stripe replays what it did, in Ben's name.
+    with rpc_by(flow.config, "finance-ana") as rpc:
+        done = rpc.payouts.reverse_payout(ask)
+    assert (done["reversed_amount"], reversals_in(done)) == ("400.00", [
+        ("finance-ben", "reversed in full: 40000 of 40000 cents (buyer refunded)")])
+    sent = reversal_posts(flow)
+    assert [r.replayed for r in sent] == [False, True]
+    assert len({r.idempotency_key for r in sent}) == 1
+    [event] = reversed_events(flow, paid["transfer_id"])
+    assert flow.server.deliver(event) == {flow.webhook_url: 200}
+    assert flow.get(paid["id"])["reversed_amount"] == "400.00"
+    # Asked again once all is back, it is still the same request's outcome, not a refusal.
+    with rpc_by(flow.config, "finance-ana") as rpc:
+        assert rpc.payouts.reverse_payout(ask)["reversed_amount"] == "400.00"
+    assert len(reversal_posts(flow)) == 2
+
+
+def test_a_refused_request_asked_again_with_its_key_answers_with_stripes_refusal(
+        flow: Flow) -> None:
+    paid = flow.paid("100.000")
+    flow.server.fail_next(REVERSALS, error="balance_insufficient", method="POST")
+    ask = {"payout_id": paid["id"], "amount": "50.00", "reason": "short delivery",
+           "idempotency_key": "k-2"}
+    for _ in range(2):
+        with rpc_by(flow.config, "finance-ana") as rpc, pytest.raises(
+                Conflict, match="insufficient available funds"):
+            rpc.payouts.reverse_payout(ask)
+    # The refusal kept is the answer: sent again, Stripe (its fault used up) would have
+    # reversed it.
+    assert reversal_posts(flow) == []
+    assert flow.get(paid["id"])["reversed_amount"] == "0.00"
+    with rpc_by(flow.config, "finance-ana") as rpc:
+        done = rpc.payouts.reverse_payout({**ask, "idempotency_key": "k-3"})
+    assert (done["status"], done["reversed_amount"]) == ("REVERSED", "50.00")

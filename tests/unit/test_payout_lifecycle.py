@@ -18,6 +18,7 @@ from services.payouts.domain import (
     extend_rates,
     is_blocked,
     parse_period,
+    requested_reversal_key,
     reversal_key,
     transfer_key,
 )
@@ -211,6 +212,48 @@ def test_a_reversal_request_is_refused_beyond_what_is_left(amount_cents: int) ->
 def test_a_payout_that_was_never_paid_cannot_be_reversed() -> None:
     with pytest.raises(Conflict, match="no transfer to reverse"):
         funded().request_reversal(None, "carla", "why", T0)
+
+
+def test_a_callers_key_keeps_naming_the_same_stripe_call_as_the_total_moves() -> None:
+    ob = paid()
+    first = ob.request_reversal(50_000, "carla", "assay corrected", T0, client_key="form-1")
+    assert first.idempotency_key == requested_reversal_key("ob-1", "form-1")
+    assert (first.client_key, first.whole) == ("form-1", False)
+    # Stripe's webhook records it before the answer comes: the same key still names the
+    # same call to Stripe, where the keyless key would now name a new reversal.
+    ob.reversed(50_000, T0, "carla", "assay corrected")
+    again = ob.request_reversal(50_000, "carla", "assay corrected", T0, client_key="form-1")
+    assert again.idempotency_key == first.idempotency_key
+    assert reversal_key("ob-1", 50_000, 50_000) != reversal_key("ob-1", 0, 50_000)
+
+
+def test_a_callers_key_names_one_request_of_one_obligation() -> None:
+    keys = {requested_reversal_key("ob-1", "form-1"), requested_reversal_key("ob-1", "form-2"),
+            requested_reversal_key("ob-2", "form-1")}
+    assert len(keys) == 3
+    # Any 64 printable characters fit Stripe's key and its column (120).
+    longest = requested_reversal_key("0" * 36, "ü " * 32)
+    assert longest.startswith(f"veta-premium-{'0' * 36}-reversal-") and len(longest) <= 120
+    assert longest == requested_reversal_key("0" * 36, "ü " * 32)
+
+
+def test_the_same_key_asked_again_must_carry_the_same_amount_and_reason() -> None:
+    part = paid().request_reversal(50_000, "carla", "assay corrected", T0, client_key="k")
+    part.asked_again(50_000, "assay corrected")  # the same request: no complaint
+    with pytest.raises(Conflict, match=r"used to reverse 500\.00") as refused:
+        part.asked_again(40_000, "assay corrected")
+    assert refused.value.field == "idempotency_key"
+    with pytest.raises(Conflict, match="another reason") as refused:
+        part.asked_again(50_000, "buyer refunded")
+    assert refused.value.field == "idempotency_key"
+    # "All that is left" is its own request: not the same as naming the amount it came to.
+    whole = paid().request_reversal(None, "carla", "buyer refunded", T0, client_key="k")
+    assert (whole.amount_cents, whole.whole) == (366_000, True)
+    whole.asked_again(None, "buyer refunded")
+    with pytest.raises(Conflict, match="used to reverse all that was left"):
+        whole.asked_again(366_000, "buyer refunded")
+    with pytest.raises(Conflict, match=r"used to reverse 500\.00"):
+        part.asked_again(None, "assay corrected")
 
 
 def test_a_recorded_reversal_keeps_who_asked_and_why_in_the_history() -> None:

@@ -6,6 +6,7 @@ premium back), a chart of premiums, and reconciliation runs with a chart of thei
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -64,8 +65,8 @@ ACTIONS = {"approve": "approvePayout", "reject": "rejectPayout",
            "release": "releasePayoutHold", "retry": "retryPayout",
            "reverse": "reversePayout"}
 # The fields of an action's form; the API's error naming one of them is shown beside it, and
-# one naming the payout itself beside the action's button.
-ACTION_FIELDS = {"reason", "payoutId", "amount"}
+# one naming the payout itself (or the reversal form's hidden key) beside the action's button.
+ACTION_FIELDS = {"reason", "payoutId", "amount", "idempotencyKey"}
 # What a PAID premium can be taken back from (after a part, the rest stays reversible).
 REVERSIBLE = {"PAID", "REVERSED"}
 
@@ -187,10 +188,15 @@ def payout(visit: Visit, payout_id: str, failed: str | None = None,
     # What is still with the cooperative: the most a reversal can take back.
     left = (to_decimal(found["amount"]["amount"]) or Decimal(0)) - (
         to_decimal(found["reversedAmount"]["amount"]) or Decimal(0))
+    # The reversal form names its request when it is drawn, so that sending it twice (a
+    # double click, or again after Stripe's answer was lost) is one reversal; a refused
+    # form keeps the key it was sent with.
+    reversal_key = (visit.form.get("idempotencyKey") if failed == "reverse" else None) or str(
+        uuid.uuid4())
     return visit.render(
         "finance/payout.html", status=422 if refused_here else 200, p=found,
         actions=actions, me=me, failed=failed, errors=errors or {}, general=general or [],
-        values=dict(visit.form) if refused_here else {},
+        values=dict(visit.form) if refused_here else {}, reversal_key=reversal_key,
         left={"amount": str(left), "currency": found["amount"]["currency"]},
         can_reverse="reverse" in actions and found["status"] in REVERSIBLE and left > 0)
 
@@ -220,9 +226,12 @@ def payout_action(visit: Visit, payout_id: str, action: str) -> Response:
 
 def reversal(visit: Visit, payout_id: str) -> dict[str, Any]:
     """The reversal asked for: an amount in either decimal mark, or none for all that is
-    left; the reason always goes (the API says when it is missing, beside its field)."""
+    left; the reason always goes (the API says when it is missing, beside its field), and
+    so does the key the form was drawn with."""
     input_: dict[str, Any] = {"payoutId": payout_id,
                               "reason": visit.form.get("reason", "").strip()}
+    if visit.form.get("idempotencyKey"):
+        input_["idempotencyKey"] = visit.form["idempotencyKey"]
     amount = visit.form.get("amount", "").strip()
     if amount:
         input_["amount"] = decimal_input(amount)
