@@ -1,7 +1,9 @@
-"""`veta migrate` from several pods at once applies each revision exactly once."""
+"""Each service's migration history: what it builds matches the models, it goes down and up
+again, and `veta migrate` from several pods at once applies each revision exactly once."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import uuid
@@ -10,8 +12,14 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from shared.migrations import alembic_config, upgrade
+from shared.persistence import make_engine
+from shared.settings import SERVICES
 from tests.conftest import POSTGRES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +58,23 @@ def test_four_concurrent_migrations_of_one_database_all_succeed_once(
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=120)
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_each_history_builds_what_the_models_say_and_goes_down_and_up_again(
+        service: str, dialect: str, empty_database: str, tmp_path: Path) -> None:
+    url = empty_database if dialect == "postgresql" else f"sqlite:///{tmp_path / 'veta.db'}"
+    metadata = importlib.import_module(f"services.{service}.store").Base.metadata
+    upgrade(service, url)
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
+    assert differences == [], f"{service}'s migrations and models differ: {differences}"
+
+    command.downgrade(alembic_config(service, url), "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(service, url)
+    assert set(metadata.tables) <= set(inspect(engine).get_table_names())
+    engine.dispose()
