@@ -55,4 +55,11 @@ class Forbidden(VetaError):
     code = "FORBIDDEN"
 
 
-ALL_ERRORS: tuple[type[VetaError], ...] = (VetaError, InvalidInput, NotFound, Conflict, Forbidden)
+class Unavailable(VetaError):
+    """A trouble of the moment (a database connection lost): the caller should try again."""
+
+    code = "UNAVAILABLE"
+
+
+ALL_ERRORS: tuple[type[VetaError], ...] = (VetaError, InvalidInput, NotFound, Conflict, Forbidden,
+                                           Unavailable)

@@ -29,10 +29,11 @@ from nameko.rpc import ReplyListener, Rpc, RpcConsumer
 from nameko.rpc import RpcProxy as NamekoRpcProxy
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import dead_letters
-from shared.errors import ALL_ERRORS
+from shared.errors import ALL_ERRORS, Unavailable
 from shared.metrics import DEAD_LETTERED, EVENTS_PUBLISHED
 from shared.persistence import MessagingTables, ServiceDatabase, make_engine
 
@@ -92,12 +93,22 @@ class AnsweringRpcConsumer(RpcConsumer):
     """
 
     def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
+        if exc_info is not None and _lost_database(exc_info[1]):
+            # A moment's trouble, not a fault: the transaction was rolled back (unless the
+            # connection died during COMMIT itself; requests where a repeat would matter
+            # carry idempotency keys), so the caller should simply ask again.
+            exc_info = (Unavailable, Unavailable(
+                "the service lost its database connection; try again"), exc_info[2])
         try:
             return super().handle_result(message, result, exc_info)
         except BROKER_GONE:
             log.warning("could not answer an RPC call: the broker is unreachable; it will "
                         "be redelivered when the broker is back", exc_info=True)
             return result, exc_info
+
+
+def _lost_database(error: BaseException) -> bool:
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 class AnsweringRpc(Rpc):
