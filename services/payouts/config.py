@@ -22,6 +22,12 @@ class PayoutSettings:
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 3600.0
     stripe_timeout_seconds: float = 20.0
+    # How often, at most, one connected account is asked of Stripe while premiums wait on
+    # it: `account.updated` may never arrive, and a thousand waiting premiums ask once.
+    account_refresh_seconds: float = 300.0
+    # Stripe forgets an idempotency key after 24 hours: a reversal asked for longer ago than
+    # this is looked for at Stripe before it is sent again.
+    idempotency_window_seconds: float = 23 * 3600.0
     batch: int = 50
     onboarding_return_url: str = "http://127.0.0.1:8000/producer/payouts/onboarded"
     onboarding_refresh_url: str = "http://127.0.0.1:8000/producer/payouts/onboarding"
@@ -32,6 +38,14 @@ class PayoutSettings:
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.lease_seconds)
+
+    @property
+    def account_refresh(self) -> timedelta:
+        return timedelta(seconds=self.account_refresh_seconds)
+
+    @property
+    def idempotency_window(self) -> timedelta:
+        return timedelta(seconds=self.idempotency_window_seconds)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PayoutSettings:

@@ -37,6 +37,10 @@ class FailureStage(enum.StrEnum):
     TRANSFER = "TRANSFER"
 
 
+# Approved, but the cooperative's connected account does not take transfers yet.
+NO_CONNECTED_ACCOUNT = "no_connected_account"
+
+
 @dataclass(frozen=True)
 class PremiumRate:
     standard: Standard
@@ -109,6 +113,11 @@ class ReversalRequest:
     whole: bool = False  # asked for all that was left, not for an amount
     reversal_id: str | None = None  # the Stripe reversal that carried it out, once recorded
     refusal: str | None = None  # Stripe's definitive refusal
+
+    def may_be_forgotten(self, at: datetime, window: timedelta) -> bool:
+        """Asked for longer ago than `window`: Stripe may have forgotten its key, so the
+        same call sent again could make a second reversal instead of replaying the first."""
+        return at - self.requested_at > window
 
     def asked_again(self, amount_cents: int | None, reason: str) -> None:
         """The caller's key sent again must carry the request it first carried: anything
@@ -310,7 +319,7 @@ class Obligation:
         """Approved, but the cooperative has no connected account that takes transfers yet:
         FAILED, retried by itself once onboarding may have finished."""
         self._refuse("paid", ObligationStatus.APPROVED, ObligationStatus.FAILED)
-        code = "no_connected_account"
+        code = NO_CONNECTED_ACCOUNT
         first = self.failure_code != code or self.status is not ObligationStatus.FAILED
         self.failure_stage, self.failure_code = FailureStage.TRANSFER, code
         self.failure_message = "the cooperative has not finished Stripe onboarding"

@@ -309,8 +309,9 @@ class PayoutsService(Operations):
         caller = finance(self.caller)
         command = parse(ReversePayout, data)
         amount = int(Decimal(command.amount) * 100) if command.amount else None
-        transfers.reverse(self.db, self.stripe, command.payout_id, amount, caller.subject,
-                          command.reason, self.clock.now, command.idempotency_key)
+        transfers.reverse(self.db, self.stripe, self.settings, command.payout_id, amount,
+                          caller.subject, command.reason, self.clock.now,
+                          command.idempotency_key)
         return self._view(command.payout_id)
 
     def _reason(self, command: PayoutAction) -> str:
@@ -668,9 +669,14 @@ class PayoutsService(Operations):
 
     @sweep(interval=2.0)
     def move_money(self) -> None:
-        """Collect premiums not yet asked for, and send (or finish sending) transfers."""
+        """Ask Stripe for accounts premiums wait on, collect premiums not yet asked for, and
+        send (or finish sending) transfers."""
         if not self.stripe.configured:
             return
+        try:
+            transfers.refresh_accounts(self.db, self.stripe, self.settings, self.clock.now)
+        except Exception:  # the premiums that can move still move
+            log.exception("asking Stripe for waiting accounts failed; the next sweep tries")
         batch = self.settings.batch
         with self.db.reading() as session:
             funding = store.due_for_funding(session, batch)

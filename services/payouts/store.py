@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.payouts.domain import (
+    NO_CONNECTED_ACCOUNT,
     CertificateCopy,
     Change,
     FailureStage,
@@ -177,6 +178,8 @@ class AccountRow(Base):
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When payouts last asked Stripe for the account itself (account.updated may be lost).
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProducerRow(Base):
@@ -499,13 +502,48 @@ def account_of(session: Session, producer_id: str) -> AccountRow | None:
     return session.get(AccountRow, producer_id)
 
 
+def waiting_accounts(session: Session, checked_before: datetime, limit: int) -> list[str]:
+    """Connected accounts not known to take transfers, with an approved premium waiting on
+    them, that Stripe has not been asked about since `checked_before`."""
+    o = ObligationRow
+    waiting = select(o.id).where(o.producer_id == AccountRow.producer_id, or_(
+        o.status == ObligationStatus.APPROVED,
+        and_(o.status == ObligationStatus.FAILED, o.failure_stage == FailureStage.TRANSFER,
+             o.retryable.is_(True), o.failure_code == NO_CONNECTED_ACCOUNT)))
+    query = (select(AccountRow.stripe_account_id)
+             .where(AccountRow.transfers_active.is_(False), waiting.exists(),
+                    or_(AccountRow.checked_at.is_(None), AccountRow.checked_at <= checked_before))
+             .order_by(AccountRow.checked_at.asc().nulls_first()).limit(limit))
+    return list(session.scalars(query))
+
+
+def claim_account_check(session: Session, stripe_account_id: str, at: datetime,
+                        checked_before: datetime) -> bool:
+    """Compare-and-set: of the replicas and sweeps that find an account due, one asks."""
+    result = session.execute(update(AccountRow).where(
+        AccountRow.stripe_account_id == stripe_account_id,
+        or_(AccountRow.checked_at.is_(None), AccountRow.checked_at <= checked_before))
+        .values(checked_at=at))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def wake_waiting(session: Session, producer_id: str, at: datetime) -> None:
+    """The producer's premiums waiting on its onboarding are due now."""
+    o = ObligationRow
+    session.execute(update(o).where(
+        o.producer_id == producer_id, o.status == ObligationStatus.FAILED,
+        o.failure_stage == FailureStage.TRANSFER, o.retryable.is_(True),
+        o.failure_code == NO_CONNECTED_ACCOUNT).values(next_attempt_at=at))
+
+
 def producer_of_account(session: Session) -> dict[str, str]:
-    return dict(session.execute(select(AccountRow.stripe_account_id,
-                                       AccountRow.producer_id)).tuples().all())
+    return {account: producer for account, producer in session.execute(
+        select(AccountRow.stripe_account_id, AccountRow.producer_id))}
 
 
 def producer_names(session: Session) -> dict[str, str]:
-    return dict(session.execute(select(ProducerRow.id, ProducerRow.name)).tuples().all())
+    return {producer: name for producer, name in session.execute(
+        select(ProducerRow.id, ProducerRow.name))}
 
 
 def ledger(session: Session, start: datetime, end: datetime,

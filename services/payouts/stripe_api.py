@@ -129,6 +129,16 @@ class StripeApi:
         return self.client.v1.transfers.reversals.create(
             transfer_id, {"amount": amount, "metadata": metadata}, self._options(key)).to_dict()
 
+    def reversal_made_under(self, transfer_id: str, key: str) -> dict[str, Any] | None:
+        """The transfer's reversal whose metadata carries Veta's idempotency `key`, if Stripe
+        made one (every page: a transfer may have been reversed many times)."""
+        found = self.client.v1.transfers.reversals.list(transfer_id, {"limit": 100})
+        for reversal in found.auto_paging_iter():
+            made = reversal.to_dict()
+            if (made.get("metadata") or {}).get("idempotency_key") == key:
+                return made
+        return None
+
     def balance_transactions(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         """The platform's balance transactions created in [start, end), every page, with the
         source (and a reversal's transfer) expanded so that metadata names the obligation."""

@@ -55,6 +55,8 @@ FAULTS = {  # fail_next(error=...) -> (status, type, code, message)
                              "You have insufficient available funds in your Stripe account."),
 }
 LIST_PARAMS = "limit starting_after ending_before created"
+# Stripe may remove a key 24 hours after its first use: the same request sent later is new.
+IDEMPOTENCY_KEY_SECONDS = 24 * 3600
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -241,8 +243,8 @@ class StripeLocal:
     `delay_next`, `signed_event`, `deliver`, `balance_change_csv`, also reachable (without
     auth) under `/_local/...`; `hold_next` (in process only). Replace `clock` (unix seconds)
     to date new objects; webhook signatures always use the real time. Requests sharing an
-    Idempotency-Key are answered from the saved response, as Stripe does (keys never expire
-    here).
+    Idempotency-Key are answered from the saved response, as Stripe does, until the key is
+    24 hours old by `clock`; then it is forgotten, as Stripe may forget it.
     """
 
     ROUTES = [  # method, path, handler, accepted parameters (besides expand)
@@ -295,8 +297,9 @@ class StripeLocal:
         self._ids: dict[str, list[str]] = {}  # object type -> ids, oldest first
         self._balances: dict[str | None, dict[str, int]] = {None: {self.currency: platform_balance}}
         self._payloads: dict[str, bytes] = {}  # event id -> the exact JSON body delivered
-        # (api key, idempotency key) -> (request fingerprint, status, body, original request id)
-        self._saved: dict[tuple[str, str], tuple[str, int, bytes, str]] = {}
+        # (api key, idempotency key) -> (request fingerprint, status, body, original request
+        # id, when it was saved by `clock`)
+        self._saved: dict[tuple[str, str], tuple[str, int, bytes, str, int]] = {}
         self._faults: list[_Fault] = []
         self._links: dict[str, tuple[str, str | None]] = {}  # token -> (account, return_url)
         self._seq = 0
@@ -358,8 +361,9 @@ class StripeLocal:
         with self._lock:
             self._balances.setdefault(account, {})[(currency or self.currency).lower()] = amount
 
-    def onboard_account(self, account_id: str) -> Obj:
-        """Complete onboarding (charges/payouts enabled, capabilities active): `account.updated`."""
+    def onboard_account(self, account_id: str, *, deliver: bool = True) -> Obj:
+        """Complete onboarding (charges/payouts enabled, capabilities active): `account.updated`,
+        whose delivery is lost for good (never sent) with `deliver=False`."""
         with self._lock:
             acct = self._get("account", account_id)
             if not acct["details_submitted"]:
@@ -370,7 +374,8 @@ class StripeLocal:
                             capabilities={name: "active" for name in acct["capabilities"]},
                             requirements={"currently_due": [], "eventually_due": [],
                                           "past_due": [], "disabled_reason": None})
-                self._emit("account.updated", acct, account=account_id, previous=previous)
+                self._emit("account.updated", acct, account=account_id, previous=previous,
+                           deliver=deliver)
             return _strip(acct)
 
     def create_payout(self, account: str | None = None, amount: int | None = None,
@@ -535,8 +540,10 @@ class StripeLocal:
         return bt
 
     def _emit(self, type_: str, obj: Obj, *, account: str | None = None,
-              previous: Obj | None = None, ctx: _Ctx | None = None) -> None:
-        """Record an event (a snapshot of `obj`) and queue it for webhook delivery."""
+              previous: Obj | None = None, ctx: _Ctx | None = None,
+              deliver: bool = True) -> None:
+        """Record an event (a snapshot of `obj`) and queue it for webhook delivery (unless
+        `deliver` is False: then only `deliver(event_id)` sends it)."""
         data: Obj = {"object": _strip(obj)}
         if previous is not None:
             data["previous_attributes"] = _strip(previous)
@@ -547,7 +554,7 @@ class StripeLocal:
         if account is not None:
             event["account"] = account
         self._payloads[event["id"]] = json.dumps(_strip(event), indent=2).encode()
-        if self.auto_deliver_webhooks and self._webhook_urls:
+        if deliver and self.auto_deliver_webhooks and self._webhook_urls:
             self._outbox.put(event["id"])
 
     def _paginate(self, items: list[Obj], params: Obj, url: str,
@@ -669,8 +676,12 @@ class StripeLocal:
         fingerprint = json.dumps([method, path, ctx.account, sorted(pairs)])
         scope = (ctx.api_key, ctx.idempotency_key or "")
         with self._lock:
-            if ctx.idempotency_key and scope in self._saved:
-                saved_fingerprint, status, raw, original = self._saved[scope]
+            saved = self._saved.get(scope) if ctx.idempotency_key else None
+            if saved is not None and self.clock() - saved[4] >= IDEMPOTENCY_KEY_SECONDS:
+                del self._saved[scope]  # forgotten: the request is executed afresh
+                saved = None
+            if saved is not None:
+                saved_fingerprint, status, raw, original, _ = saved
                 if saved_fingerprint == fingerprint:
                     return status, raw, original
                 return 400, StripeLocalError(400, (
@@ -687,7 +698,7 @@ class StripeLocal:
                 status, body, save = 500, StripeLocalError(500, repr(exc)).body(), False
             raw = json.dumps(body, indent=2).encode() + b"\n"
             if ctx.idempotency_key and save:
-                self._saved[scope] = (fingerprint, status, raw, ctx.request_id)
+                self._saved[scope] = (fingerprint, status, raw, ctx.request_id, self.clock())
             return status, raw, None
 
     def _route(self, method: str, path: str, params: Obj, ctx: _Ctx) -> Obj:
@@ -729,7 +740,7 @@ class StripeLocal:
         elif route[:2] == ("POST", "events") and route[3] == "deliver":
             result = {"results": self.deliver(str(route[2]))}
         elif route[:2] == ("POST", "accounts") and route[3] == "onboard":
-            result = self.onboard_account(str(route[2]))
+            result = self.onboard_account(str(route[2]), deliver=arg("deliver") != "false")
         elif route == ("POST", "fail_next", None, None):
             glob = _str(params, "path", required=True) or ""
             self.fail_next(glob, int(arg("times", 1)), arg("error", "api_error"),

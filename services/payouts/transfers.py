@@ -216,6 +216,52 @@ def _claim(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
         return ob, False
 
 
+# --- connected accounts ------------------------------------------------------------------------
+
+def refresh_accounts(db: ServiceDatabase, access: StripeAccess, settings: PayoutSettings,
+                     now: Clock) -> None:
+    """Ask Stripe for each connected account that approved premiums wait on and that Veta
+    does not know to take transfers: its account.updated may have been lost for good.
+
+    Each account is asked at most once per `account_refresh_seconds`, however many premiums
+    wait on it and however many replicas sweep; the time is claimed before Stripe is asked,
+    so an error (logged) is asked about again after the same interval, never in a loop.
+    """
+    at = now()
+    checked_before = at - settings.account_refresh
+    with db.reading() as session:
+        waiting = store.waiting_accounts(session, checked_before, settings.batch)
+    for account_id in waiting:
+        with db.unit_of_work() as uow:
+            claimed = store.claim_account_check(uow.session, account_id, at, checked_before)
+        if not claimed:
+            continue  # another replica asked
+        try:
+            account = access.api.retrieve_account(account_id)
+        except Exception as error:  # the next interval asks again; the sweep goes on
+            why = refusal(error)
+            log.warning("asking Stripe for account %s: %s %s (asked again in %s s)",
+                        account_id, why.code, why.message, settings.account_refresh_seconds)
+            continue
+        with db.unit_of_work() as uow:
+            apply_account(uow, account, now())
+
+
+def apply_account(uow: UnitOfWork, account: dict[str, Any], at: datetime) -> None:
+    """What Stripe says of a connected account, from account.updated or from asking Stripe:
+    whether it takes transfers. Premiums waiting on its onboarding are then due at once,
+    not after the backoff they were waiting out."""
+    row = uow.session.query(store.AccountRow).filter_by(
+        stripe_account_id=account.get("id")).first()
+    if row is None:
+        return
+    active = (account.get("capabilities") or {}).get("transfers") == "active"
+    if active and not row.transfers_active:
+        store.wake_waiting(uow.session, row.producer_id, at)
+    row.transfers_active = active
+    row.updated_at = at
+
+
 def _record_refusal(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
                     why: Any, at: datetime) -> None:
     log.warning("transfer for %s: %s (%s) %s", obligation_id, why.code,
@@ -302,15 +348,16 @@ def record_reversal(uow: UnitOfWork, row: store.ObligationRow, reversal: dict[st
          request=request.to_domain() if request is not None else None)
 
 
-def reverse(db: ServiceDatabase, access: StripeAccess, obligation_id: str,
-            amount_cents: int | None, actor: str, reason: str, now: Clock,
-            client_key: str | None = None) -> None:
+def reverse(db: ServiceDatabase, access: StripeAccess, settings: PayoutSettings,
+            obligation_id: str, amount_cents: int | None, actor: str, reason: str,
+            now: Clock, client_key: str | None = None) -> None:
     """Take some or all of a paid premium back from the cooperative's account.
 
     The request is committed before Stripe is asked, and the reversal carries its key in
     its metadata, so Stripe's webhook may arrive before the reply (or instead of it) and
     still record who asked and why. A request sent again under the caller's `client_key`
-    is the first one: its outcome if it has one, else the same call to Stripe again.
+    is the first one: its outcome if it has one, else the same call to Stripe again (or,
+    once Stripe may have forgotten the key, the reversal found under it at Stripe).
     """
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
@@ -332,19 +379,39 @@ def reverse(db: ServiceDatabase, access: StripeAccess, obligation_id: str,
             request = store.keep_reversal_request(uow.session, row.to_domain().request_reversal(
                 amount_cents, actor, reason, now(), client_key))
     try:
-        made = access.api.create_reversal(request.transfer_id, request.amount_cents,
-                                          reversal_metadata(request), request.idempotency_key)
-    except Exception as error:
+        made = _reversal_made_before(access, settings, request, now())
+    except Exception as error:  # not Stripe's answer to the request: never kept as one
         why = refusal(error)
-        if why.definitive:
-            _record_reversal_refusal(db, request, f"{why.code}: {why.message}")
-        again = "" if why.definitive else " (asking again cannot reverse it twice)"
-        raise Conflict(f"Stripe did not reverse it: {why.message}{again}",
-                       field="payout_id") from None
+        log.warning("listing the reversals of %s: %s %s", request.transfer_id, why.code,
+                    why.message)
+        raise Conflict(f"Stripe did not say whether it already reversed it: {why.message} "
+                       "(asking again cannot reverse it twice)", field="payout_id") from None
+    if made is None:
+        try:
+            made = access.api.create_reversal(request.transfer_id, request.amount_cents,
+                                              reversal_metadata(request),
+                                              request.idempotency_key)
+        except Exception as error:
+            why = refusal(error)
+            if why.definitive:
+                _record_reversal_refusal(db, request, f"{why.code}: {why.message}")
+            again = "" if why.definitive else " (asking again cannot reverse it twice)"
+            raise Conflict(f"Stripe did not reverse it: {why.message}{again}",
+                           field="payout_id") from None
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         assert row is not None
         record_reversal(uow, row, made, request.transfer_id, now(), request.idempotency_key)
+
+
+def _reversal_made_before(access: StripeAccess, settings: PayoutSettings,
+                          request: domain.ReversalRequest, at: datetime) -> dict[str, Any] | None:
+    """The reversal Stripe made for a request first sent so long ago that Stripe may have
+    forgotten its key (sent again, it would be a second reversal), found by the key its
+    metadata carries; None if the request is recent (the key replays) or Stripe made none."""
+    if not request.may_be_forgotten(at, settings.idempotency_window):
+        return None
+    return access.api.reversal_made_under(request.transfer_id, request.idempotency_key)
 
 
 def reversal_metadata(request: domain.ReversalRequest) -> dict[str, str]:

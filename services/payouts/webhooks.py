@@ -106,11 +106,8 @@ def bank_payout(uow: UnitOfWork, event: dict[str, Any], obj: dict[str, Any],
 
 def account_updated(uow: UnitOfWork, event: dict[str, Any], obj: dict[str, Any],
                     at: datetime) -> None:
-    row = uow.session.query(store.AccountRow).filter_by(stripe_account_id=obj.get("id")).first()
-    if row is None:
-        return
-    row.transfers_active = (obj.get("capabilities") or {}).get("transfers") == "active"
-    row.updated_at = at
+    # The sweep applies what it asks Stripe of an account the same way (transfers.py).
+    transfers.apply_account(uow, obj, at)
 
 
 HANDLERS = {

@@ -5,11 +5,13 @@ again under its caller's idempotency key is never a second reversal."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from shared.clock import clock_of
 from shared.errors import Conflict
 from tests.helpers import eventually
 from tests.integration import test_payouts as harness
@@ -48,6 +50,11 @@ def requests_kept(flow: Flow, obligation_id: str) -> list[tuple[Any, ...]]:
 def reversal_posts(flow: Flow) -> list[Any]:
     return [r for r in flow.server.requests
             if r.method == "POST" and r.path.endswith("/reversals")]
+
+
+def reversal_lists(flow: Flow, transfer_id: str) -> list[Any]:
+    return [r for r in flow.server.requests
+            if r.method == "GET" and r.path == f"/v1/transfers/{transfer_id}/reversals"]
 
 
 def reversed_payloads(flow: Flow, obligation_id: str) -> list[dict[str, Any]]:
@@ -250,6 +257,7 @@ def test_asked_again_with_its_key_before_any_answer_resends_the_same_call_to_str
     sent = reversal_posts(flow)
     assert [r.replayed for r in sent] == [False, True]
     assert len({r.idempotency_key for r in sent}) == 1
+    assert reversal_lists(flow, paid["transfer_id"]) == []  # within a day the key replays
     [event] = reversed_events(flow, paid["transfer_id"])
     assert flow.server.deliver(event) == {flow.webhook_url: 200}
     assert flow.get(paid["id"])["reversed_amount"] == "400.00"
@@ -276,3 +284,78 @@ def test_a_refused_request_asked_again_with_its_key_answers_with_stripes_refusal
     with rpc_by(flow.config, "finance-ana") as rpc:
         done = rpc.payouts.reverse_payout({**ask, "idempotency_key": "k-3"})
     assert (done["status"], done["reversed_amount"]) == ("REVERSED", "50.00")
+
+
+# --- after Stripe has forgotten the key ------------------------------------------------------
+
+def a_day_later(flow: Flow) -> None:
+    """Move payouts' clock and Stripe's a day on: Stripe no longer knows the key."""
+    later = datetime.now(UTC) + timedelta(hours=24, minutes=5)
+    clock_of(flow.container).move_to(later)
+    flow.server.clock = lambda: int(later.timestamp())
+
+
+def test_a_request_sent_again_after_stripe_forgot_its_key_records_the_reversal_it_made(
+        flow: Flow) -> None:
+    paid = flow.paid("100.000")
+    flow.server.auto_deliver_webhooks = False  # nothing tells Veta what Stripe did
+    clock_of(flow.container).move_to(datetime.now(UTC))
+    ask = {"payout_id": paid["id"], "amount": "150.00", "reason": "assay corrected",
+           "idempotency_key": "console-form-9"}
+    flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+        rpc.payouts.reverse_payout(ask)
+
+    a_day_later(flow)
+    with rpc_by(flow.config, "finance-ana") as rpc:
+        done = rpc.payouts.reverse_payout(ask)
+    assert (done["reversed_amount"], reversals_in(done)) == ("150.00", [
+        ("finance-ben", "reversed in part: 15000 of 40000 cents (assay corrected)")])
+    assert len(reversal_posts(flow)) == 1  # found at Stripe, not made again
+    assert len(reversal_lists(flow, paid["transfer_id"])) == 1
+    transfer = flow.client.v1.transfers.retrieve(paid["transfer_id"])
+    assert (transfer.amount_reversed, len(transfer.reversals.data)) == (15000, 1)
+    [(actor, _, amount, reversal_id, recorded)] = requests_kept(flow, paid["id"])
+    assert (actor, amount, reversal_id, recorded) == (
+        "finance-ben", 15000, transfer.reversals.data[0].id, 15000)
+
+
+def test_a_request_stripe_never_received_is_made_when_sent_again_a_day_later(
+        flow: Flow) -> None:
+    paid = flow.paid("100.000")
+    clock_of(flow.container).move_to(datetime.now(UTC))
+    ask = {"payout_id": paid["id"], "reason": "buyer refunded", "idempotency_key": "k-9"}
+    flow.server.fail_next(REVERSALS, error="network", method="POST")  # lost on its way
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+        rpc.payouts.reverse_payout(ask)
+
+    a_day_later(flow)
+    with rpc_by(flow.config, "finance-ben") as rpc:
+        done = rpc.payouts.reverse_payout(ask)
+    assert (done["status"], done["reversed_amount"]) == ("REVERSED", "400.00")
+    assert len(reversal_lists(flow, paid["transfer_id"])) == 1  # looked, found none, made it
+    assert [r.replayed for r in reversal_posts(flow)] == [False]
+
+
+def test_stripe_not_answering_the_look_up_sends_nothing_and_can_be_asked_again(
+        flow: Flow) -> None:
+    paid = flow.paid("100.000")
+    flow.server.auto_deliver_webhooks = False
+    clock_of(flow.container).move_to(datetime.now(UTC))
+    ask = {"payout_id": paid["id"], "reason": "buyer refunded", "idempotency_key": "k-10"}
+    flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+        rpc.payouts.reverse_payout(ask)
+
+    a_day_later(flow)
+    flow.server.fail_next(REVERSALS, error="api_error", method="GET")
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(
+            Conflict, match="asking again cannot reverse it twice"):
+        rpc.payouts.reverse_payout(ask)
+    assert len(reversal_posts(flow)) == 1
+    with rpc_by(flow.config, "finance-ben") as rpc:
+        done = rpc.payouts.reverse_payout(ask)
+    assert done["reversed_amount"] == "400.00"
+    transfer = flow.client.v1.transfers.retrieve(paid["transfer_id"])
+    assert (transfer.amount_reversed, len(transfer.reversals.data), len(reversal_posts(flow))) \
+        == (40000, 1, 1)

@@ -251,6 +251,46 @@ def test_partial_then_full_reversal_and_over_reversal_is_refused(
     assert [e.data.object.amount_reversed for e in events] == [1500, 500]
 
 
+def test_reversals_list_walks_every_page_newest_first_through_the_sdk(
+    server: StripeLocal, client: stripe.StripeClient, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = transfer(client, account, 1500)
+    made = [client.v1.transfers.reversals.create(
+        created.id, {"amount": 10, "metadata": {"idempotency_key": f"k-{n}"}}).id
+        for n in range(7)]
+    transfer(client, account, 900)  # another transfer's reversals are not listed
+    page = client.v1.transfers.reversals.list(created.id, {"limit": 3})
+    assert (len(page.data), page.has_more, page.url) == (
+        3, True, f"/v1/transfers/{created.id}/reversals")
+    walked = list(page.auto_paging_iter())
+    assert [r.id for r in walked] == made[::-1]
+    assert [r.to_dict()["metadata"]["idempotency_key"] for r in walked][:2] == ["k-6", "k-5"]
+    assert {(r.object, r.transfer) for r in walked} == {("transfer_reversal", created.id)}
+    # The same walk through the SDK's global style.
+    monkeypatch.setattr(stripe, "api_key", server.api_key)
+    monkeypatch.setattr(stripe, "api_base", server.url)
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
+    listed = stripe.Transfer.list_reversals(created.id, limit=2)
+    assert [r.id for r in listed.auto_paging_iter()] == made[::-1]
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.transfers.reversals.list("tr_missing")
+    assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
+
+
+def test_an_idempotency_key_is_forgotten_after_24_hours_and_the_request_runs_again(
+    server: StripeLocal, client: stripe.StripeClient, account: str
+) -> None:
+    server.clock = lambda: T0
+    first = transfer(client, account, key="k-day")
+    server.clock = lambda: T0 + 86_399
+    assert transfer(client, account, key="k-day").id == first.id  # replayed
+    server.clock = lambda: T0 + 86_400
+    later = transfer(client, account, key="k-day")
+    assert later.id != first.id
+    assert len(client.v1.transfers.list().data) == 2
+    assert transfer(client, account, key="k-day").id == later.id  # saved again from now
+
+
 def test_transfer_metadata_update_emits_transfer_updated(
     client: stripe.StripeClient, account: str
 ) -> None:
@@ -381,6 +421,23 @@ def test_account_link_onboards_the_account_and_redirects_to_return_url(
     fetched = client.v1.accounts.retrieve(pending)
     assert fetched.charges_enabled and fetched.payouts_enabled and fetched.details_submitted
     assert fetched.capabilities.transfers == "active"
+
+
+def test_an_account_onboarded_without_its_webhook_is_seen_only_by_asking(
+    server: StripeLocal, client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    server.add_webhook_url(receiver.url)
+    pending = make_account(server, client, onboard=False)
+    server.onboard_account(pending, deliver=False)
+    assert client.v1.accounts.retrieve(pending).capabilities.transfers == "active"
+    [event] = client.v1.events.list({"type": "account.updated"},
+                                    {"stripe_account": pending}).data
+    # Webhooks go out in order: the next one to arrive is a later account's, not this one.
+    other = make_account(server, client)
+    delivered = stripe.Webhook.construct_event(*receiver.next(), SECRET)
+    assert (delivered.type, delivered.account) == ("account.updated", other)
+    assert server.deliver(event.id) == {receiver.url: 200}  # sent only when asked
+    assert stripe.Webhook.construct_event(*receiver.next(), SECRET).id == event.id
 
 
 def test_payouts_of_connected_account_emit_paid_and_failed_events(

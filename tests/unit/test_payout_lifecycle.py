@@ -256,6 +256,13 @@ def test_the_same_key_asked_again_must_carry_the_same_amount_and_reason() -> Non
         part.asked_again(None, "assay corrected")
 
 
+def test_a_request_older_than_the_key_window_may_have_been_forgotten_by_stripe() -> None:
+    request = paid().request_reversal(50_000, "carla", "assay corrected", T0, client_key="k")
+    window = timedelta(hours=23)
+    assert request.may_be_forgotten(T0 + window, window) is False  # its key still replays
+    assert request.may_be_forgotten(T0 + window + timedelta(seconds=1), window) is True
+
+
 def test_a_recorded_reversal_keeps_who_asked_and_why_in_the_history() -> None:
     ob = paid()
     change = ob.reversed(100_000, T0, "carla", "the assay was wrong")
