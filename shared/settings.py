@@ -58,6 +58,8 @@ def payouts_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]
              "retry_base_seconds": "RETRY_BASE_SECONDS",
              "retry_cap_seconds": "RETRY_CAP_SECONDS",
              "stripe_timeout_seconds": "STRIPE_TIMEOUT_SECONDS",
+             "account_refresh_seconds": "ACCOUNT_REFRESH_SECONDS",
+             "idempotency_window_seconds": "IDEMPOTENCY_WINDOW_SECONDS",
              "onboarding_return_url": "ONBOARDING_RETURN_URL",
              "onboarding_refresh_url": "ONBOARDING_REFRESH_URL"}
     return {key: env[f"VETA_PAYOUTS_{name}"] for key, name in names.items()
