@@ -25,8 +25,8 @@ class PayoutSettings:
     # How often, at most, one connected account is asked of Stripe while premiums wait on
     # it: `account.updated` may never arrive, and a thousand waiting premiums ask once.
     account_refresh_seconds: float = 300.0
-    # Stripe forgets an idempotency key after 24 hours: a reversal asked for longer ago than
-    # this is looked for at Stripe before it is sent again.
+    # Stripe forgets an idempotency key after 24 hours: a transfer submitted, or a reversal
+    # asked for, longer ago than this is looked for at Stripe before it is sent again.
     idempotency_window_seconds: float = 23 * 3600.0
     batch: int = 50
     onboarding_return_url: str = "http://127.0.0.1:8000/producer/payouts/onboarded"

@@ -335,6 +335,21 @@ class Obligation:
         self._refuse("re-sent", ObligationStatus.SUBMITTED)
         self.lease_until = at + lease
 
+    def must_look_before_sending(self, resend: bool, at: datetime, window: timedelta) -> bool:
+        """Whether the order's transfers at Stripe must be looked through before this attempt
+        is sent, because sending it could make a second transfer instead of finding the first.
+
+        Attempt n > 1 always looks: its key is new to Stripe, which knows nothing of what an
+        earlier key made (and if a look before its first send went unanswered, its re-send
+        must look again). A re-send looks once the attempt was submitted longer ago than
+        `window`: Stripe forgets a key 24 hours after its first use, and the same request then
+        makes a new transfer instead of replaying the one it made. `submitted_at` is written
+        just before the first send, so the age errs on the side of looking.
+        """
+        if self.attempt > 1:
+            return True
+        return resend and (self.submitted_at is None or at - self.submitted_at > window)
+
     def transfer_created(self, transfer_id: str, created_at: datetime, at: datetime,
                          actor: str = "stripe") -> Change | None:
         """Stripe confirms the transfer exists (its reply or transfer.created): PAID.
@@ -370,9 +385,11 @@ class Obligation:
                           f"{code}: {message}")
 
     def transfer_unanswered(self, code: str, message: str, at: datetime,
-                            retry_after: timedelta) -> Change:
+                            retry_after: timedelta,
+                            then: str = "will re-send with the same key") -> Change:
         """No definite answer (network, timeout, rate limit, Stripe's 5xx): still SUBMITTED,
-        to be re-sent with the same key, which can never make a second transfer."""
+        to be re-sent with the same key, which can never make a second transfer (once
+        Stripe may have forgotten the key, only after looking for what it made)."""
         self._refuse("left unanswered", ObligationStatus.SUBMITTED)
         self.failure_stage, self.failure_code, self.failure_message = (
             FailureStage.TRANSFER, code, message)
@@ -380,7 +397,7 @@ class Obligation:
         self.lease_until = at + retry_after
         self.next_attempt_at = at + retry_after
         return Change(self.id, "TRANSFER_UNANSWERED", self.status, self.status, "stripe", at,
-                      f"{code}: {message}; will re-send with the same key")
+                      f"{code}: {message}; {then}")
 
     def retry(self, actor: str, at: datetime) -> Change:
         """Finance asks for a failed step again now."""

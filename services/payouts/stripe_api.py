@@ -107,7 +107,8 @@ class StripeApi:
         return self.client.v1.transfers.create(params, self._options(key)).to_dict()  # type: ignore[arg-type]
 
     def transfers_of(self, transfer_group: str, obligation_id: str) -> list[dict[str, Any]]:
-        """Transfers Stripe holds for an obligation (before a new key is used)."""
+        """Transfers Stripe holds for an obligation, every page of its order's group: looked
+        for before a new key is used, and before a key Stripe may have forgotten is re-sent."""
         found = self.client.v1.transfers.list({"transfer_group": transfer_group, "limit": 100})
         listed = [t.to_dict() for t in found.auto_paging_iter()]
         return [t for t in listed if (t.get("metadata") or {}).get("obligation_id")

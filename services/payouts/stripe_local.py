@@ -210,6 +210,7 @@ class Handled(NamedTuple):
     idempotency_key: str | None
     replayed: bool
     status: int
+    query: str = ""  # the URL's query string as sent: which list, filtered how
 
 
 class _Drop(Exception):
@@ -646,7 +647,8 @@ class StripeLocal:
         if replayed:
             headers.update({"Idempotent-Replayed": "true", "Original-Request": replayed})
         with self._lock:
-            self.requests.append(Handled(method, path, key, bool(replayed), status))
+            self.requests.append(Handled(method, path, key, bool(replayed), status,
+                                         request.query_string.decode()))
         if fault and fault.error == "delay" and fault.after:
             if fault.release is not None:
                 fault.release.wait(fault.delay)

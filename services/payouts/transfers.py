@@ -2,7 +2,8 @@
 
 Each step commits its intent before calling Stripe and records Stripe's answer in a second
 unit of work, so a crash between the two leaves a SUBMITTED obligation that the sweep finds
-and finishes by sending the same request under the same idempotency key.
+and finishes by sending the same request under the same idempotency key (or, once Stripe may
+have forgotten that key, by finding at Stripe the transfer it made).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from services.payouts.events import (
     PremiumReversed,
     PremiumTransferred,
 )
-from services.payouts.stripe_api import StripeAccess, refusal, timestamp
+from services.payouts.stripe_api import Refusal, StripeAccess, refusal, timestamp
 from shared.errors import Conflict, NotFound
 from shared.persistence import ServiceDatabase, UnitOfWork
 from shared.values import format_money
@@ -162,18 +163,33 @@ def transfer(db: ServiceDatabase, access: StripeAccess, settings: PayoutSettings
         return
     ob, resend = claimed
     try:
-        made = None
-        if ob.attempt > 1 and not resend:
-            # A new key is about to be used: make sure no earlier key made a transfer.
-            found = access.api.transfers_of(ob.order_id, ob.id)
-            made = found[0] if found else None
-        if made is None:
+        made = _transfer_made_before(access, settings, ob, resend, now())
+    except Exception as error:  # not Stripe's answer to the transfer: never kept as one
+        _record_look_up_failure(db, settings, obligation_id, refusal(error), now())
+        return
+    if made is None:
+        try:
             made = access.api.create_transfer(_transfer_params(ob),
                                               domain.transfer_key(ob.id, ob.attempt))
-    except Exception as error:  # every outcome is recorded, none lost
-        _record_refusal(db, settings, obligation_id, refusal(error), now())
-        return
+        except Exception as error:  # every outcome is recorded, none lost
+            _record_refusal(db, settings, obligation_id, refusal(error), now())
+            return
+    else:
+        log.info("obligation %s: Stripe already made transfer %s, adopted instead of sending "
+                 "attempt %s", ob.id, made.get("id"), ob.attempt)
     confirm_transfer(db, obligation_id, made, now(), actor="payouts")
+
+
+def _transfer_made_before(access: StripeAccess, settings: PayoutSettings, ob: Obligation,
+                          resend: bool, at: datetime) -> dict[str, Any] | None:
+    """The transfer an earlier send made for the obligation, found among its order's
+    transfers at Stripe (every page), when sending now could make a second one: under a new
+    key, or under a key Stripe may have forgotten. None if there is no need to look (the key
+    replays) or Stripe made none. It is recorded like Stripe's answer or its webhook."""
+    if not ob.must_look_before_sending(resend, at, settings.idempotency_window):
+        return None
+    found = access.api.transfers_of(ob.order_id, ob.id)
+    return found[0] if found else None
 
 
 def _transfer_params(ob: Obligation) -> dict[str, Any]:
@@ -278,6 +294,25 @@ def _record_refusal(db: ServiceDatabase, settings: PayoutSettings, obligation_id
         else:
             change = ob.transfer_unanswered(why.code, why.message, at, wait)
         save(uow, row, ob, at, change)
+
+
+def _record_look_up_failure(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
+                            why: Refusal, at: datetime) -> None:
+    """Stripe did not list the order's transfers: nothing was sent, and whatever the error,
+    it says nothing of the transfer (never a refusal that would allow a new key). Still
+    SUBMITTED, looked for again after the backoff."""
+    log.warning("listing the transfers of obligation %s: %s %s (nothing sent)", obligation_id,
+                why.code, why.message)
+    with db.unit_of_work() as uow:
+        row = store.lock_obligation(uow.session, obligation_id)
+        if row is None or row.status != ObligationStatus.SUBMITTED:
+            return
+        ob = row.to_domain()
+        wait = domain.backoff(ob.failures + 1, settings.retry_base_seconds,
+                              settings.retry_cap_seconds)
+        save(uow, row, ob, at, ob.transfer_unanswered(
+            why.code, f"listing the order's transfers: {why.message}", at, wait,
+            then="nothing sent; will look again before sending"))
 
 
 def confirm_transfer(db: ServiceDatabase, obligation_id: str, made: dict[str, Any],

@@ -169,6 +169,18 @@ def test_transfers_list_filters_by_destination_and_transfer_group(
     assert len(client.v1.transfers.list().data) == 2
 
 
+def test_each_request_is_recorded_with_the_query_it_was_sent_with(
+    server: StripeLocal, client: stripe.StripeClient, account: str
+) -> None:
+    transfer(client, account)
+    client.v1.transfers.list({"transfer_group": "order-1", "limit": 2})
+    [listed] = [r for r in server.requests if r.method == "GET"]
+    assert (listed.path, listed.status) == ("/v1/transfers", 200)
+    assert sorted(listed.query.split("&")) == ["limit=2", "transfer_group=order-1"]
+    [made] = [r for r in server.requests if r.method == "POST" and r.path == "/v1/transfers"]
+    assert made.query == ""
+
+
 def test_idempotent_replay_returns_the_same_transfer_and_creates_no_second_one(
     client: stripe.StripeClient, account: str
 ) -> None:

@@ -149,6 +149,36 @@ def test_a_definitive_failure_is_failed_and_only_then_a_new_attempt_gets_a_new_k
     assert (ob.failure_code, ob.failures) == (None, 0)
 
 
+def test_stripe_is_looked_at_before_a_new_key_or_one_it_may_have_forgotten() -> None:
+    window = timedelta(hours=23)
+    ob = funded()
+    ob.approve("alice", T0, THRESHOLD)
+    ob.submit("acct_1", T0, LEASE)
+    assert ob.must_look_before_sending(False, T0, window) is False  # the first send
+    ob.transfer_unanswered("network", "no answer", T0, timedelta(seconds=30))
+    assert ob.must_look_before_sending(True, T0 + window, window) is False  # the key replays
+    assert ob.must_look_before_sending(True, T0 + window + timedelta(seconds=1), window) is True
+    ob.renew_lease(T0 + window + timedelta(seconds=1), LEASE)
+    assert ob.submitted_at == T0  # a re-send does not restart the key's day
+
+    ob.transfer_failed("balance_insufficient", "top up", True, T0, timedelta(seconds=30))
+    ob.submit("acct_1", T0 + timedelta(minutes=1), LEASE)
+    # Attempt 2's key is new to Stripe: looked for before its first send and every re-send.
+    assert ob.must_look_before_sending(False, T0 + timedelta(minutes=1), window) is True
+    assert ob.must_look_before_sending(True, T0 + timedelta(minutes=2), window) is True
+
+
+def test_a_failed_look_at_stripe_says_nothing_was_sent() -> None:
+    ob = funded()
+    ob.approve("alice", T0, THRESHOLD)
+    ob.submit("acct_1", T0, LEASE)
+    change = ob.transfer_unanswered("api_error", "listing the order's transfers: boom", T0,
+                                    timedelta(seconds=30), then="nothing sent")
+    assert (change.action, change.reason, ob.status, ob.attempt) == (
+        "TRANSFER_UNANSWERED", "api_error: listing the order's transfers: boom; nothing sent",
+        ObligationStatus.SUBMITTED, 1)
+
+
 def test_a_declined_card_fails_the_funding_and_a_retry_asks_the_buyer_again() -> None:
     ob = obligation()
     change = ob.funding_failed("card_declined", "Your card was declined.", T0)
