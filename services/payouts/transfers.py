@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import stripe
@@ -282,18 +282,13 @@ def _record_refusal(db: ServiceDatabase, settings: PayoutSettings, obligation_id
                     why: Any, at: datetime) -> None:
     log.warning("transfer for %s: %s (%s) %s", obligation_id, why.code,
                 "definitive" if why.definitive else "unanswered", why.message)
-    with db.unit_of_work() as uow:
-        row = store.lock_obligation(uow.session, obligation_id)
-        if row is None or row.status != ObligationStatus.SUBMITTED:
-            return
-        ob = row.to_domain()
-        wait = domain.backoff(ob.failures + 1, settings.retry_base_seconds,
-                              settings.retry_cap_seconds)
+
+    def change(ob: Obligation, wait: timedelta) -> Change | None:
         if why.definitive:
-            change = ob.transfer_failed(why.code, why.message, why.retryable, at, wait)
-        else:
-            change = ob.transfer_unanswered(why.code, why.message, at, wait)
-        save(uow, row, ob, at, change)
+            return ob.transfer_failed(why.code, why.message, why.retryable, at, wait)
+        return ob.transfer_unanswered(why.code, why.message, at, wait)
+
+    _while_submitted(db, settings, obligation_id, at, change)
 
 
 def _record_look_up_failure(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
@@ -303,6 +298,15 @@ def _record_look_up_failure(db: ServiceDatabase, settings: PayoutSettings, oblig
     SUBMITTED, looked for again after the backoff."""
     log.warning("listing the transfers of obligation %s: %s %s (nothing sent)", obligation_id,
                 why.code, why.message)
+    _while_submitted(db, settings, obligation_id, at, lambda ob, wait: ob.transfer_unanswered(
+        why.code, f"listing the order's transfers: {why.message}", at, wait,
+        then="nothing sent; will look again before sending"))
+
+
+def _while_submitted(db: ServiceDatabase, settings: PayoutSettings, obligation_id: str,
+                     at: datetime, change: Callable[[Obligation, timedelta], Change | None]
+                     ) -> None:
+    """Apply `change(obligation, backoff)` to an obligation still SUBMITTED, else nothing."""
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         if row is None or row.status != ObligationStatus.SUBMITTED:
@@ -310,9 +314,7 @@ def _record_look_up_failure(db: ServiceDatabase, settings: PayoutSettings, oblig
         ob = row.to_domain()
         wait = domain.backoff(ob.failures + 1, settings.retry_base_seconds,
                               settings.retry_cap_seconds)
-        save(uow, row, ob, at, ob.transfer_unanswered(
-            why.code, f"listing the order's transfers: {why.message}", at, wait,
-            then="nothing sent; will look again before sending"))
+        save(uow, row, ob, at, change(ob, wait))
 
 
 def confirm_transfer(db: ServiceDatabase, obligation_id: str, made: dict[str, Any],
