@@ -37,7 +37,7 @@ from services.payouts.events import PayoutAccountCreated, PremiumObligationCreat
 from services.payouts.stripe_api import Stripe, StripeAccess, refusal, verified_event
 from shared.caller import Caller, CallerIdentity, Role, required
 from shared.clock import Clock, Now
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, VetaError
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable, VetaError
 from shared.messaging import Database, consumes, rpc
 from shared.observability import Operations
 from shared.pagination import decode_cursor, encode_cursor, page_size
@@ -393,8 +393,11 @@ class PayoutsService(Operations):
         except VetaError:
             raise
         except Exception as error:
-            raise Conflict(f"Stripe did not answer: {refusal(error).message}",
-                           field="producer_id") from None
+            why = refusal(error)
+            if why.definitive:
+                raise Conflict(f"Stripe refused: {why.message}", field="producer_id") from None
+            raise Unavailable(f"Stripe did not answer: {why.message}",
+                              field="producer_id") from None
         return {"producer_id": producer.id, "stripe_account_id": account_id,
                 "url": link["url"], "expires_at": link["expires_at"]}
 

@@ -29,7 +29,7 @@ from services.payouts.events import (
     PremiumTransferred,
 )
 from services.payouts.stripe_api import Refusal, StripeAccess, refusal, timestamp
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, Unavailable
 from shared.persistence import ServiceDatabase, UnitOfWork
 from shared.values import format_money
 
@@ -421,8 +421,8 @@ def reverse(db: ServiceDatabase, access: StripeAccess, settings: PayoutSettings,
         why = refusal(error)
         log.warning("listing the reversals of %s: %s %s", request.transfer_id, why.code,
                     why.message)
-        raise Conflict(f"Stripe did not say whether it already reversed it: {why.message} "
-                       "(asking again cannot reverse it twice)", field="payout_id") from None
+        raise Unavailable(f"Stripe did not say whether it already reversed it: {why.message} "
+                          "(asking again cannot reverse it twice)", field="payout_id") from None
     if made is None:
         try:
             made = access.api.create_reversal(request.transfer_id, request.amount_cents,
@@ -432,9 +432,12 @@ def reverse(db: ServiceDatabase, access: StripeAccess, settings: PayoutSettings,
             why = refusal(error)
             if why.definitive:
                 _record_reversal_refusal(db, request, f"{why.code}: {why.message}")
-            again = "" if why.definitive else " (asking again cannot reverse it twice)"
-            raise Conflict(f"Stripe did not reverse it: {why.message}{again}",
-                           field="payout_id") from None
+            if why.definitive:
+                raise Conflict(f"Stripe did not reverse it: {why.message}",
+                               field="payout_id") from None
+            # No answer is not a refusal: the same request may be sent again, safely.
+            raise Unavailable(f"Stripe did not reverse it: {why.message} (asking again "
+                              "cannot reverse it twice)", field="payout_id") from None
     with db.unit_of_work() as uow:
         row = store.lock_obligation(uow.session, obligation_id)
         assert row is not None

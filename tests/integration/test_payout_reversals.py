@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from shared.clock import clock_of
-from shared.errors import Conflict
+from shared.errors import Conflict, Unavailable
 from tests.helpers import eventually
 from tests.integration import test_payouts as harness
 from tests.integration.test_payouts import Flow, rpc_by
@@ -132,7 +132,7 @@ def test_a_lost_answer_is_recorded_from_the_webhook_and_asking_again_reverses_on
     # Stripe reverses it, then the connection drops before Veta reads the answer.
     flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
     with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(
-            Conflict, match="asking again cannot reverse it twice"):
+            Unavailable, match="asking again cannot reverse it twice"):
         rpc.payouts.reverse_payout({"payout_id": paid["id"], "reason": "buyer refunded"})
     assert flow.get(paid["id"])["reversed_amount"] == "0.00"
 
@@ -158,7 +158,7 @@ def test_a_lost_answer_alone_is_recorded_in_finances_name_when_the_webhook_comes
         flow: Flow) -> None:
     paid = flow.paid("100.000")
     flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
-    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Unavailable):
         rpc.payouts.reverse_payout({"payout_id": paid["id"], "amount": "100.00",
                                     "reason": "short delivery"})
     recorded = flow.reaches(paid["id"], "REVERSED")
@@ -202,7 +202,7 @@ def test_asked_again_with_its_key_after_the_webhook_recorded_a_lost_answer_rever
     # Stripe reverses it, the answer is lost, and the webhook records it in Ben's name.
     flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
     with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(
-            Conflict, match="asking again cannot reverse it twice"):
+            Unavailable, match="asking again cannot reverse it twice"):
         rpc.payouts.reverse_payout(ask)
     recorded = flow.reaches(paid["id"], "REVERSED")
     in_bens_name = [("finance-ben", "reversed in part: 15000 of 40000 cents (assay corrected)")]
@@ -245,7 +245,7 @@ def test_asked_again_with_its_key_before_any_answer_resends_the_same_call_to_str
     flow.server.auto_deliver_webhooks = False  # nothing tells Veta what Stripe did
     flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
     ask = {"payout_id": paid["id"], "reason": "buyer refunded", "idempotency_key": "k-1"}
-    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Unavailable):
         rpc.payouts.reverse_payout(ask)
     assert flow.get(paid["id"])["reversed_amount"] == "0.00"
 
@@ -303,7 +303,7 @@ def test_a_request_sent_again_after_stripe_forgot_its_key_records_the_reversal_i
     ask = {"payout_id": paid["id"], "amount": "150.00", "reason": "assay corrected",
            "idempotency_key": "console-form-9"}
     flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
-    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Unavailable):
         rpc.payouts.reverse_payout(ask)
 
     a_day_later(flow)
@@ -326,7 +326,7 @@ def test_a_request_stripe_never_received_is_made_when_sent_again_a_day_later(
     clock_of(flow.container).move_to(datetime.now(UTC))
     ask = {"payout_id": paid["id"], "reason": "buyer refunded", "idempotency_key": "k-9"}
     flow.server.fail_next(REVERSALS, error="network", method="POST")  # lost on its way
-    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Unavailable):
         rpc.payouts.reverse_payout(ask)
 
     a_day_later(flow)
@@ -344,13 +344,13 @@ def test_stripe_not_answering_the_look_up_sends_nothing_and_can_be_asked_again(
     clock_of(flow.container).move_to(datetime.now(UTC))
     ask = {"payout_id": paid["id"], "reason": "buyer refunded", "idempotency_key": "k-10"}
     flow.server.fail_next(REVERSALS, error="network", method="POST", after_execution=True)
-    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Conflict):
+    with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(Unavailable):
         rpc.payouts.reverse_payout(ask)
 
     a_day_later(flow)
     flow.server.fail_next(REVERSALS, error="api_error", method="GET")
     with rpc_by(flow.config, "finance-ben") as rpc, pytest.raises(
-            Conflict, match="asking again cannot reverse it twice"):
+            Unavailable, match="asking again cannot reverse it twice"):
         rpc.payouts.reverse_payout(ask)
     assert len(reversal_posts(flow)) == 1
     with rpc_by(flow.config, "finance-ben") as rpc:

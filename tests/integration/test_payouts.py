@@ -30,7 +30,7 @@ from services.orders.events import OrderDelivered
 from services.payouts.service import PayoutsService
 from services.payouts.stripe_local import StripeLocal, sign_payload
 from shared.caller import CALLER_CONTEXT_KEY, Caller, Role
-from shared.errors import Conflict, Forbidden
+from shared.errors import Conflict, Forbidden, Unavailable
 from shared.values import Standard
 from tests.helpers import eventually
 
@@ -404,6 +404,20 @@ def test_a_cooperative_not_yet_onboarded_waits_and_is_paid_after_onboarding(
         link = rpc.payouts.create_onboarding_link({"producer_id": producer})
     flow.server.onboard_account(link["stripe_account_id"])
     flow.reaches(obligation["id"], "PAID")
+
+
+def test_an_onboarding_link_stripe_did_not_answer_is_unavailable_and_a_refusal_a_conflict(
+        flow: Flow) -> None:
+    producer = flow.producer(onboard=False)
+    with rpc_by(flow.config, "producer-user", Role.PRODUCER, producer) as rpc:
+        flow.server.fail_next("/v1/accounts", error="network", method="POST")
+        with pytest.raises(Unavailable, match="Stripe did not answer"):
+            rpc.payouts.create_onboarding_link({"producer_id": producer})
+        flow.server.fail_next("/v1/accounts", error="balance_insufficient", method="POST")
+        with pytest.raises(Conflict, match="Stripe refused"):
+            rpc.payouts.create_onboarding_link({"producer_id": producer})
+        link = rpc.payouts.create_onboarding_link({"producer_id": producer})
+    assert link["url"].startswith("http")
 
 
 def test_producers_see_only_their_own_premiums_and_move_no_money(flow: Flow) -> None:
