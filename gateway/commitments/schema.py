@@ -6,6 +6,7 @@ again.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import graphene
@@ -84,6 +85,10 @@ class CreateCommitmentInput(graphene.InputObjectType):
     producer_ids = graphene.List(graphene.NonNull(graphene.ID),
                                  description="Only gold from these producers")
     price_ceiling = graphene.String(description="At most this % of LBMA, e.g. \"99.00\"")
+    idempotency_key = graphene.String(
+        description="Send the same key again (a retry after a timeout) to get the same "
+                    "commitment back rather than a second one; the same key with other terms "
+                    "is refused. One is made up if you send none.")
 
 
 class CreateCommitment(graphene.Mutation):
@@ -93,7 +98,17 @@ class CreateCommitment(graphene.Mutation):
         input = CreateCommitmentInput(required=True)
 
     Output = CommitmentPayload
-    mutate = commitment_mutation("create_commitment")
+
+    @staticmethod
+    def mutate(_root: Any, info: Any, input: Any) -> CommitmentPayload:
+        ctx = context(info)
+        # Even a client that sends no key gets one per call, as placeOrder does: a call the
+        # broker redelivers after orders crashed (having committed but not acknowledged it)
+        # finds the commitment it made instead of making a second one.
+        command = {**plain(input)}
+        command.setdefault("idempotency_key", str(uuid.uuid4()))
+        return ctx.mutate(CommitmentPayload, "commitment", lambda: ctx.call(
+            "orders", "create_commitment", command), Role.BUYER)
 
 
 class AmendCommitmentInput(graphene.InputObjectType):

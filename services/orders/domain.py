@@ -7,6 +7,9 @@ one raises Conflict and changes nothing. Times and dates are passed in by the ca
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -526,6 +529,33 @@ def new_commitment(*, commitment_id: str, buyer_id: str, fine_mg: int, period_st
         raise InvalidInput("the period cannot end in the past", field="period_end")
     return Commitment(id=commitment_id, buyer_id=buyer_id, fine_mg=fine_mg,
                       period_start=period_start, period_end=period_end, scope=scope)
+
+
+# A commitment asked for under an idempotency key has an id derived from (buyer, key), so the
+# same request sent again (a client's retry after a lost answer, or the broker redelivering
+# the call after orders crashed between commit and acknowledgement) names the same commitment.
+COMMITMENT_KEYS = uuid.UUID("31510d01-2186-443c-a9ec-5edf1aa39bf9")
+
+
+def commitment_id_for(buyer_id: str, idempotency_key: str) -> str:
+    # JSON keeps the pair unambiguous: ("a/b", "c") and ("a", "b/c") are different requests.
+    return str(uuid.uuid5(COMMITMENT_KEYS, json.dumps([buyer_id, idempotency_key])))
+
+
+def requested_terms_digest(*, fine_mg: int, period_start: date, period_end: date,
+                           scope: Scope) -> str:
+    """A fingerprint of the terms a commitment was asked for, kept with it so that a request
+    sent again under the same key is told apart from another request reusing the key.
+
+    The terms as asked, not as they stand: an amended commitment still answers a late retry
+    of the request that created it. Lists are sets, so their order does not matter.
+    """
+    canonical = json.dumps({
+        "fine_mg": fine_mg, "period_start": period_start.isoformat(),
+        "period_end": period_end.isoformat(), "standards": sorted(scope.standards),
+        "countries": sorted(scope.countries), "producer_ids": sorted(scope.producer_ids),
+        "price_ceiling_bp": scope.price_ceiling_bp}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def drawing_order(commitment: Commitment) -> tuple[date, date, str]:

@@ -182,6 +182,7 @@ class CreateCommitment(Command):
     countries: list[CountryCode] = Field(default_factory=list, max_length=50)
     producer_ids: list[Identifier] = Field(default_factory=list, max_length=50)
     price_ceiling: Percent | None = None
+    idempotency_key: Identifier | None = None
 
 
 class AmendCommitment(Command):
@@ -700,25 +701,33 @@ class OrdersService(Operations):
 
     @rpc(expected_exceptions=VetaError)
     def create_commitment(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A buyer's new commitment; asked again under its idempotency key, the same one."""
         caller = required(self.caller)
         command = parse(CreateCommitment, data)
         caller.require_organisation(Role.BUYER, command.buyer_id)
         now = self.clock.now()
-        commitment = domain.new_commitment(
-            commitment_id=str(uuid.uuid4()), buyer_id=command.buyer_id,
+        scope = scope_of(command)
+        requested = domain.requested_terms_digest(
             fine_mg=command.fine_weight, period_start=command.period_start,
-            period_end=command.period_end, scope=scope_of(command), today=now.date())
+            period_end=command.period_end, scope=scope)
+        commitment_id = (str(uuid.uuid4()) if command.idempotency_key is None else
+                         domain.commitment_id_for(command.buyer_id, command.idempotency_key))
         with self.db.unit_of_work() as uow:
-            row = store.CommitmentRow(
-                id=commitment.id, buyer_id=commitment.buyer_id, fine_mg=commitment.fine_mg,
-                delivered_mg=0, period_start=commitment.period_start,
-                period_end=commitment.period_end,
-                price_ceiling_bp=commitment.scope.price_ceiling_bp,
-                status=str(commitment.status), created_at=now, updated_at=now)
-            uow.session.add(row)
-            uow.session.flush()
-            uow.session.add_all(store.scope_rows(commitment.id, commitment.scope))
-            uow.raise_event(CommitmentCreated(**terms(commitment)))
+            # Looked up before the terms are checked against today: a retry that arrives
+            # after the period has ended still finds the commitment it made.
+            row = (self._asked_before(uow, commitment_id, command.buyer_id, requested)
+                   if command.idempotency_key is not None else None)
+            if row is None:
+                commitment = domain.new_commitment(
+                    commitment_id=commitment_id, buyer_id=command.buyer_id,
+                    fine_mg=command.fine_weight, period_start=command.period_start,
+                    period_end=command.period_end, scope=scope, today=now.date())
+                row = store.add_commitment(uow.session, commitment, requested, now)
+                if row is None:  # the same request, committed while this one waited
+                    row = self._asked_before(uow, commitment_id, command.buyer_id, requested)
+                    assert row is not None
+                else:
+                    uow.raise_event(CommitmentCreated(**terms(commitment)))
             uow.session.flush()
             return self._commitment_views(uow.session, [row], now.date())[0]
 
@@ -936,6 +945,18 @@ class OrdersService(Operations):
                            and not may_see_commitment(self.caller, row, scope)):
             raise NotFound("no such commitment", field="commitment_id")
         return row, row.to_domain(scope)
+
+    def _asked_before(self, uow: UnitOfWork, commitment_id: str, buyer_id: str,
+                      requested: str) -> store.CommitmentRow | None:
+        """The commitment an earlier request under the same key made, if any; Conflict if
+        that request asked for other terms."""
+        row = uow.session.get(store.CommitmentRow, commitment_id)
+        if row is None:
+            return None
+        if row.buyer_id != buyer_id or row.requested_terms != requested:
+            raise Conflict("this idempotency key was used for a commitment with other terms",
+                           field="idempotency_key")
+        return row
 
     def _commitment_views(self, session: Any, rows: list[store.CommitmentRow],
                           today: date) -> list[dict[str, Any]]:

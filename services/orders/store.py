@@ -34,7 +34,7 @@ from services.orders.domain import (
     ReceivingAssay,
     Scope,
 )
-from shared.persistence import BigId, messaging_tables
+from shared.persistence import BigId, insert_if_absent, messaging_tables
 from shared.values import Standard
 
 
@@ -181,6 +181,9 @@ class CommitmentRow(Base):
     price_ceiling_bp: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(500))
+    # The terms it was asked for (domain.requested_terms_digest): a request sent again under
+    # the same idempotency key is the same only if they match. None before migration 0003.
+    requested_terms: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -366,6 +369,28 @@ def pairs_to_review(session: Session) -> list[tuple[str, Standard]]:
 
 
 # --- commitments ----------------------------------------------------------------------------
+
+
+def add_commitment(session: Session, commitment: Commitment, requested_terms: str,
+                   at: datetime) -> CommitmentRow | None:
+    """Record a new commitment and its scope; None if one with its id already exists.
+
+    Two requests under one idempotency key may arrive together (a double click, a retry
+    racing the first attempt): the second waits for the first's transaction and then
+    inserts nothing, instead of failing on the primary key.
+    """
+    inserted = insert_if_absent(
+        session, CommitmentRow.__table__, ["id"], id=commitment.id,
+        buyer_id=commitment.buyer_id, fine_mg=commitment.fine_mg, delivered_mg=0,
+        period_start=commitment.period_start, period_end=commitment.period_end,
+        price_ceiling_bp=commitment.scope.price_ceiling_bp, status=str(commitment.status),
+        requested_terms=requested_terms, created_at=at, updated_at=at)
+    if not inserted:
+        return None
+    session.add_all(scope_rows(commitment.id, commitment.scope))
+    row = session.get(CommitmentRow, commitment.id)
+    assert row is not None
+    return row
 
 
 def scope_rows(commitment_id: str, scope: Scope) -> list[CommitmentScopeRow]:

@@ -1,7 +1,7 @@
 """A buyer's sourcing commitments in the console: it makes one (the API's typed error beside
-the field it names), follows a lot that would fill the remainder to order from it, sees the
-progress bar move once the delivery is confirmed, amends it (not below what was delivered),
-reads it in Spanish, and cancels it.
+the field it names; the form sent twice makes one), follows a lot that would fill the
+remainder to order from it, sees the progress bar move once the delivery is confirmed, amends
+it (not below what was delivered), reads it in Spanish, and cancels it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ def test_a_buyer_commits_orders_a_suggested_lot_and_follows_amends_and_cancels_i
     buyer.get_by_label("Until").fill((date.today() + timedelta(days=89)).isoformat())
     countries = buyer.get_by_label("Countries of the mine")
     countries.fill("CO, XX")
+    form_key = buyer.locator("form[action='/commitments/new'] input[name=idempotencyKey]")
+    drawn_with = form_key.input_value()
+    assert drawn_with
     buyer.get_by_role("button", name="Make the commitment").click()
 
     # The API refuses the second country: its error is beside the countries, focused.
@@ -68,12 +71,20 @@ def test_a_buyer_commits_orders_a_suggested_lot_and_follows_amends_and_cancels_i
     expect(buyer.get_by_label("Fine gold to source (g)")).to_have_value("600.000")
     expect(buyer.get_by_label("Fairmined", exact=True)).to_be_checked()
     expect(buyer.get_by_label(f"{COOPERATIVE} (CO)")).to_be_checked()
+    expect(form_key).to_have_value(drawn_with)  # the refused form is still that request
 
     countries.fill("CO")
+    sent = buyer.locator("form[action='/commitments/new']").evaluate(
+        "form => new URLSearchParams(new FormData(form)).toString()")
     buyer.get_by_role("button", name="Make the commitment").click()
     expect(buyer.locator(".flash")).to_contain_text("The commitment is made.")
     expect(buyer).to_have_url(re.compile(r"/commitments/[^/]+$"))
     commitment_url = buyer.url
+    # The same form sent again (a double click, or again after the answer was lost) leads
+    # to the commitment it made; no second one is made.
+    again = buyer.request.post(f"{console.url}/commitments/new", data=sent, headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    assert (again.status, again.url) == (200, commitment_url)
     expect(buyer.locator("h1")).to_have_text("600.000 g of Fairmined")
     expect(progress_of(buyer)).to_have_attribute("aria-valuenow", "0.00")
     expect(buyer.locator(".progress-percent")).to_have_text("0.00%")
@@ -114,6 +125,7 @@ def test_a_buyer_commits_orders_a_suggested_lot_and_follows_amends_and_cancels_i
 
     # The delivery (400.138 g) moved the bar: 400.138 of 600 g is 66.69%.
     buyer.get_by_role("link", name="Commitments").click()
+    expect(buyer.locator(".commitment-card")).to_have_count(1)
     card = buyer.locator(".commitment-card", has_text="600.000 g of Fairmined")
     bar = progress_of(card)
     expect(bar).to_have_attribute("aria-valuenow", "66.69")

@@ -1,21 +1,26 @@
 """Sourcing commitments through the GraphQL gateway over HTTP: create, follow progress, find
-the lots that would fill the remainder, amend, cancel, and who sees them."""
+the lots that would fill the remainder, amend, cancel, who sees them, and the idempotency key
+that makes a request sent again (by the client, or by the broker) one commitment."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from kombu import Connection, Producer, Queue
+from nameko.rpc import get_rpc_exchange
 
 from gateway.service import GatewayService
 from services.certification.service import CertificationService
 from services.listings.service import ListingsService
 from services.orders.service import OrdersService
 from shared.caller import Role
-from tests.helpers import GraphQL, rpc_as
-from tests.integration.test_orders_lifecycle import certified_producer, place, publish
+from tests.helpers import GraphQL, eventually, rpc_as
+from tests.integration.test_orders_lifecycle import certified_producer, place, publish, tap
 
 COMMITMENT_FIELDS = """
   id buyerId status reason fineWeight { grams } standards countries producerIds
@@ -206,3 +211,102 @@ def test_commitments_are_listed_for_their_buyer_and_named_producers_only(
     assert refused["errors"][0]["code"] == "FORBIDDEN"
     body = client.run(COMMITMENTS, {}, role=Role.CERTIFIER)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+# --- the idempotency key ----------------------------------------------------------------------
+
+
+def refusal(client: GraphQL, buyer: str, **input: Any) -> list[tuple[str, str]]:
+    payload = mutate(client, "createCommitment", buyer, **{
+        "buyerId": buyer, "fineWeight": "500.000", "standards": ["FAIRMINED"],
+        **days(-30, 60), **input})
+    return [(e["field"], e["code"]) for e in payload["errors"]]
+
+
+def test_a_commitment_sent_again_with_its_key_is_one_and_the_key_is_checked(
+        client: GraphQL, system: Any, buyer: str) -> None:
+    first = create(client, buyer, idempotencyKey="programme-2027")
+    again = create(client, buyer, idempotencyKey="programme-2027")
+    assert again["id"] == first["id"]
+    assert refusal(client, buyer, idempotencyKey="programme-2027", fineWeight="501.000") == [
+        ("idempotencyKey", "CONFLICT")]
+    # Checked as placeOrder's key is: 1 to 64 characters, none of them control characters.
+    for wrong in ("", "   ", "k" * 65, "line\nbreak", "nul\x00"):
+        assert refusal(client, buyer, idempotencyKey=wrong) == [
+            ("idempotencyKey", "BAD_USER_INPUT")], wrong
+    longest = create(client, buyer, idempotencyKey="k" * 64)
+    body = client.run(COMMITMENTS, {}, role=Role.BUYER, organisation=buyer)
+    assert {e["node"]["id"] for e in body["data"]["commitments"]["edges"]} == {
+        first["id"], longest["id"]}
+
+
+class RpcCalls:
+    """The calls to one service method, copied off the broker as the service receives them,
+    to deliver one again as RabbitMQ does when the service died before acknowledging it."""
+
+    def __init__(self, config: dict[str, Any], routing_key: str) -> None:
+        self.connection = Connection(config["AMQP_URI"])
+        self.exchange = get_rpc_exchange(config)
+        channel = self.connection.default_channel
+        self.exchange(channel).declare()
+        tag = uuid.uuid4().hex
+        self.calls = Queue(f"test-calls-{tag}", exchange=self.exchange,
+                           routing_key=routing_key, auto_delete=True)(channel)
+        self.reply_to = f"test-replies-{tag}"
+        self.replies = Queue(self.reply_to, exchange=self.exchange,
+                             routing_key=self.reply_to, auto_delete=True)(channel)
+        self.calls.declare()
+        self.replies.declare()
+
+    def taken(self) -> Any:
+        return eventually(lambda: self.calls.get(no_ack=True))
+
+    def deliver_again(self, call: Any) -> dict[str, Any]:
+        """The call as it was sent (body, caller headers), answered to a queue of ours."""
+        Producer(self.connection.default_channel).publish(
+            call.body, exchange=self.exchange, routing_key=call.delivery_info["routing_key"],
+            headers=call.headers, content_type=call.content_type,
+            content_encoding=call.content_encoding, reply_to=self.reply_to,
+            correlation_id=call.properties["correlation_id"])
+        reply: dict[str, Any] = eventually(lambda: self.replies.get(no_ack=True)).payload
+        self.taken()  # our own copy of the delivery, which is no call of the client's
+        return reply
+
+    def close(self) -> None:
+        self.calls.delete()
+        self.replies.delete()
+        self.connection.release()
+
+
+@contextmanager
+def rpc_calls(config: dict[str, Any], routing_key: str) -> Iterator[RpcCalls]:
+    calls = RpcCalls(config, routing_key)
+    try:
+        yield calls
+    finally:
+        calls.close()
+
+
+def test_the_gateway_names_each_call_so_a_redelivered_one_makes_no_second_commitment(
+        client: GraphQL, system: Any, veta_config: dict[str, Any], buyer: str) -> None:
+    with rpc_calls(veta_config, "orders.create_commitment") as calls, \
+            tap(veta_config, "orders", "commitment_created", "commitment_cancelled") as events:
+        made = create(client, buyer)  # the client sends no key
+        call = calls.taken()
+        [sent] = call.payload["args"]
+        assert sent["idempotency_key"]  # made up by the gateway for this call
+        # orders committed, then (say) died before acknowledging: RabbitMQ delivers it again.
+        redelivered = calls.deliver_again(call)
+        assert (redelivered["error"], redelivered["result"]["id"]) == (None, made["id"])
+        # Another call without a key is another request, with a key of its own.
+        other = create(client, buyer)
+        assert calls.taken().payload["args"][0]["idempotency_key"] != sent["idempotency_key"]
+        body = client.run(COMMITMENTS, {}, role=Role.BUYER, organisation=buyer)
+        mutate(client, "cancelCommitment", buyer, commitmentId=made["id"])
+        eventually(lambda: events.of("commitment_cancelled", commitment_id=made["id"]))
+        # The relay publishes in outbox order: a second commitment_created would be here.
+        created = events.of("commitment_created", commitment_id=made["id"])
+    assert other["id"] != made["id"]
+    assert [e["node"]["id"] for e in body["data"]["commitments"]["edges"]] == [
+        other["id"], made["id"]]
+    assert len(created) == 1

@@ -1,6 +1,7 @@
 """Sourcing commitments in the orders service over the real RabbitMQ and PostgreSQL: drawn down
 by matching deliveries (the lot's country kept from listing_published), split when a delivery
-straddles, amended, cancelled, lapsed by the timer, and seen only by whom they concern."""
+straddles, amended, cancelled, lapsed by the timer, seen only by whom they concern, and made
+once when asked for again under one idempotency key."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import eventlet
 import pytest
 from nameko.testing.utils import get_container
 
@@ -251,3 +253,84 @@ def test_a_commitment_needs_valid_terms_and_nothing_is_written_otherwise(
                                           "period_end": "2030-01-01"})
         assert backwards.value.field == "period_end"
         assert rpc.orders.list_commitments()["items"] == []
+
+
+# --- asked for again under one idempotency key ----------------------------------------------
+
+
+def created_once(events: Any, commitment_id: str) -> list[dict[str, Any]]:
+    """The commitment_created events raised for a commitment, once its later cancellation has
+    been seen: the relay publishes in outbox order, so any second one would be there by now."""
+    eventually(lambda: events.of("commitment_cancelled", commitment_id=commitment_id))
+    return events.of("commitment_created", commitment_id=commitment_id)
+
+
+def test_a_commitment_asked_for_again_under_its_key_is_made_once_and_raised_once(
+        system: Any, config: dict[str, Any], buyer: str) -> None:
+    request = {"buyer_id": buyer, "fine_weight": "750.000", "standards": ["FAIRMINED"],
+               "countries": ["CO", "PE"], **period(), "idempotency_key": "q3-programme"}
+    with rpc_as(config, Role.BUYER, buyer) as rpc, \
+            tap(config, "orders", "commitment_created", "commitment_cancelled") as events:
+        first = rpc.orders.create_commitment(request)
+        # A retry after a lost answer, or the broker redelivering the call: the same terms
+        # (countries in another order are the same terms) find the same commitment.
+        again = rpc.orders.create_commitment({**request, "countries": ["PE", "CO"]})
+        assert again == first
+        # Amended since, it still answers a late retry of the request that made it.
+        rpc.orders.amend_commitment({"commitment_id": first["id"], "fine_weight": "900.000"})
+        late = rpc.orders.create_commitment(request)
+        assert (late["id"], late["fine_weight"]) == (first["id"], "900.000")
+        for other in ({"fine_weight": "751.000"}, {"countries": ["CO"]},
+                      {"standards": ["FAIRMINED", "CRAFT"]}, {"price_ceiling": "99.00"},
+                      period(10, 81)):
+            with pytest.raises(Conflict) as reused:
+                rpc.orders.create_commitment({**request, **other})
+            assert reused.value.field == "idempotency_key", other
+        # Another key, or another buyer's same key, is another commitment.
+        second = rpc.orders.create_commitment({**request, "idempotency_key": "q4-programme"})
+        listed = [i["node"]["id"] for i in rpc.orders.list_commitments()["items"]]
+        rpc.orders.cancel_commitment({"commitment_id": first["id"]})
+        [created] = created_once(events, first["id"])
+    assert second["id"] != first["id"]
+    assert sorted(listed) == sorted([first["id"], second["id"]])
+    assert (created["fine_weight"], created["countries"]) == ("750.000", ["CO", "PE"])
+    stranger = f"refinery-{uuid.uuid4().hex[:8]}"
+    theirs = commit(config, "750.000", stranger, countries=["CO", "PE"],
+                    idempotency_key="q3-programme")
+    assert theirs["id"] not in (first["id"], second["id"])
+
+
+def test_a_retry_after_the_period_ended_finds_its_commitment_rather_than_a_refusal(
+        system: Any, config: dict[str, Any], buyer: str) -> None:
+    request = {"buyer_id": buyer, "fine_weight": "100.000", "standards": ["CRAFT"],
+               **period(10, 2), "idempotency_key": "po-77"}
+    with rpc_as(config, Role.BUYER, buyer) as rpc:
+        first = rpc.orders.create_commitment(request)
+        clock_of(get_container(system, OrdersService)).move_to(
+            datetime.now(UTC) + timedelta(days=5))
+        assert rpc.orders.create_commitment(request)["id"] == first["id"]
+        with pytest.raises(InvalidInput) as ended:  # without the key it is a new request
+            rpc.orders.create_commitment({**request, "idempotency_key": "po-78"})
+    assert ended.value.field == "period_end"
+
+
+def test_requests_racing_under_one_key_make_one_commitment(
+        system: Any, config: dict[str, Any], buyer: str) -> None:
+    request = {"buyer_id": buyer, "fine_weight": "250.000", "standards": ["FAIRMINED"],
+               **period(), "idempotency_key": "double-click"}
+
+    def ask() -> dict[str, Any]:
+        return commit(config, "250.000", buyer, idempotency_key="double-click")
+
+    with tap(config, "orders", "commitment_created", "commitment_cancelled") as events:
+        # A double click, or a retry racing the first attempt: each waits for the other's
+        # transaction instead of failing on the commitment's id.
+        pool = eventlet.GreenPool()
+        answers = list(pool.imap(lambda _: ask(), range(6)))
+        with rpc_as(config, Role.BUYER, buyer) as rpc:
+            assert rpc.orders.create_commitment(request)["id"] == answers[0]["id"]
+            assert len(rpc.orders.list_commitments()["items"]) == 1
+            rpc.orders.cancel_commitment({"commitment_id": answers[0]["id"]})
+        created = created_once(events, answers[0]["id"])
+    assert {a["id"] for a in answers} == {answers[0]["id"]}
+    assert len(created) == 1

@@ -1,5 +1,6 @@
 """Sourcing-commitment rules (services/orders/domain.py): matching, drawdown across straddling
-deliveries, progress and pace, amendment, cancellation and lapse."""
+deliveries, progress and pace, amendment, cancellation and lapse, and what makes a request
+sent again the same commitment."""
 
 from dataclasses import replace
 from datetime import date
@@ -13,8 +14,10 @@ from services.orders.domain import (
     OrderFacts,
     Pace,
     Scope,
+    commitment_id_for,
     draw_down,
     new_commitment,
+    requested_terms_digest,
 )
 from shared.errors import Conflict, InvalidInput
 from shared.values import Standard
@@ -266,3 +269,49 @@ def test_cancelling_keeps_the_reason() -> None:
     subject.cancel("the refinery closed")
     assert (subject.status, subject.reason) == (CommitmentStatus.CANCELLED,
                                                 "the refinery closed")
+
+
+# --- asking again ---------------------------------------------------------------------------
+
+def test_one_buyer_and_key_always_name_the_same_commitment() -> None:
+    first = commitment_id_for("b-1", "q3-programme")
+    assert commitment_id_for("b-1", "q3-programme") == first
+    assert len(first) == 36  # fits the commitments' id column
+    assert len({first, commitment_id_for("b-1", "q4-programme"),
+                commitment_id_for("b-2", "q3-programme")}) == 3
+
+
+def test_a_separator_in_a_buyer_or_key_cannot_make_two_requests_one() -> None:
+    assert commitment_id_for("a/b", "c") != commitment_id_for("a", "b/c")
+
+
+def digest(**overrides: object) -> str:
+    terms: dict[str, object] = {
+        "fine_mg": 2_000_000, "period_start": Q1[0], "period_end": Q1[1],
+        "scope": Scope(frozenset({FME, Standard.CRAFT}), countries=frozenset({"CO", "PE"}),
+                       producer_ids=frozenset({"p-1", "p-2"}), price_ceiling_bp=9900)}
+    terms.update(overrides)
+    return requested_terms_digest(**terms)  # type: ignore[arg-type]
+
+
+def test_the_same_terms_in_another_order_are_the_same_request() -> None:
+    reordered = Scope(frozenset({Standard.CRAFT, FME}), countries=frozenset({"PE", "CO"}),
+                      producer_ids=frozenset({"p-2", "p-1"}), price_ceiling_bp=9900)
+    assert digest(scope=reordered) == digest()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"fine_mg": 2_000_001}, {"period_start": date(2027, 1, 2)},
+    {"period_end": date(2027, 3, 30)},
+    {"scope": Scope(frozenset({FME}), countries=frozenset({"CO", "PE"}),
+                    producer_ids=frozenset({"p-1", "p-2"}), price_ceiling_bp=9900)},
+    {"scope": Scope(frozenset({FME, Standard.CRAFT}), countries=frozenset({"CO"}),
+                    producer_ids=frozenset({"p-1", "p-2"}), price_ceiling_bp=9900)},
+    {"scope": Scope(frozenset({FME, Standard.CRAFT}), countries=frozenset({"CO", "PE"}),
+                    producer_ids=frozenset({"p-1"}), price_ceiling_bp=9900)},
+    {"scope": Scope(frozenset({FME, Standard.CRAFT}), countries=frozenset({"CO", "PE"}),
+                    producer_ids=frozenset({"p-1", "p-2"}), price_ceiling_bp=9950)},
+    {"scope": Scope(frozenset({FME, Standard.CRAFT}), countries=frozenset({"CO", "PE"}),
+                    producer_ids=frozenset({"p-1", "p-2"}))}])
+def test_any_other_term_is_another_request(overrides: dict[str, object]) -> None:
+    assert digest(**overrides) != digest()

@@ -6,6 +6,7 @@ with their progress and the lots that would fill what remains.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -261,13 +262,19 @@ def new_commitment(visit: Visit) -> Response:
         return not_offered(visit)
     if visit.request.method == "GET":
         today = date.today()
+        # The form names its request when it is drawn, so that sending it twice (a double
+        # click, or again after the answer was lost) makes one commitment; a refused form
+        # is drawn again with the key it was sent with.
         values: dict[str, Any] = {
             "standards": [], "producerIds": [], "periodStart": today.isoformat(),
-            "periodEnd": (today + timedelta(days=DEFAULT_PERIOD_DAYS)).isoformat()}
+            "periodEnd": (today + timedelta(days=DEFAULT_PERIOD_DAYS)).isoformat(),
+            "idempotencyKey": str(uuid.uuid4())}
         return _commitment_form(visit, values)
     values = form_terms(visit)
+    values["idempotencyKey"] = visit.form.get("idempotencyKey") or str(uuid.uuid4())
     terms = commitment_input(values)
-    terms.update(buyerId=visit.organisation, periodStart=values["periodStart"])
+    terms.update(buyerId=visit.organisation, periodStart=values["periodStart"],
+                 idempotencyKey=values["idempotencyKey"])
     outcome = visit.api.mutate(CREATE_COMMITMENT, form_fields(terms), input=terms)
     if outcome.ok:
         return visit.redirect(f"/commitments/{outcome.result['id']}",
