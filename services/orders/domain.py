@@ -221,6 +221,40 @@ class Order:
         return self._move(S.SETTLED)
 
 
+# --- placed again under one idempotency key -------------------------------------------------
+
+# An order placed under an idempotency key has an id derived from (buyer, key): the same
+# request, sent again by a client or redelivered by the broker after a crash, names the same
+# order instead of a second one.
+ORDER_KEYS = uuid.UUID("6f1c2d0e-8d7b-4a7e-9a51-0c2f3b7e5a10")
+
+
+def order_id_for(buyer_id: str, idempotency_key: str | None) -> str:
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    # Ambiguous, unlike commitment_id_for: ("a", "b/c") and ("a/b", "c") name one order. It is
+    # kept because an order's id is all that ties a retry to it: a new derivation would make
+    # a retry sent across the deploy a second order, and one that kept the old ids for buyers
+    # without a "/" would still change them for the others. same_placement refuses the other
+    # buyer instead, so a collision costs that buyer its key, never another buyer's order.
+    return str(uuid.uuid5(ORDER_KEYS, f"{buyer_id}/{idempotency_key}"))
+
+
+def same_placement(earlier: Order, *, buyer_id: str, listing_id: str, fine_mg: int) -> Order:
+    """`earlier`, whose id this request's key names, if this request is the one that placed
+    it; Conflict if the key was used for another order.
+
+    Another buyer's order is refused whatever the request asks for, and in the same words as
+    another order of one's own, so the refusal tells nothing about it (not even whether the
+    lot and weight were guessed right).
+    """
+    if (earlier.buyer_id, earlier.listing_id, earlier.fine_mg) != (buyer_id, listing_id,
+                                                                    fine_mg):
+        raise Conflict("this idempotency key was used for a different order",
+                       field="idempotency_key")
+    return earlier
+
+
 # --- pending orders that get no answer ------------------------------------------------------
 
 

@@ -124,17 +124,6 @@ class PlaceOrder(Command):
     idempotency_key: Identifier | None = None
 
 
-# Order ids derived from (buyer, idempotency key): the same request, sent again by a client
-# or redelivered by the broker after a crash, names the same order instead of a second one.
-ORDER_KEYS = uuid.UUID("6f1c2d0e-8d7b-4a7e-9a51-0c2f3b7e5a10")
-
-
-def order_id_for(buyer_id: str, idempotency_key: str | None) -> str:
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(ORDER_KEYS, f"{buyer_id}/{idempotency_key}"))
-
-
 class CancelOrder(Command):
     order_id: Identifier
     reason: Reason = "cancelled by the buyer"
@@ -351,14 +340,12 @@ class OrdersService(Operations):
         if command.price_basis is not None:
             basis = domain.PriceBasis(command.price_basis.percent_of_lbma,
                                       command.price_basis.fixing)
-        order_id = order_id_for(command.buyer_id, command.idempotency_key)
+        order_id = domain.order_id_for(command.buyer_id, command.idempotency_key)
         with self.db.unit_of_work() as uow:
-            earlier = uow.session.get(store.OrderRow, order_id)
-            if earlier is not None:
-                if (earlier.listing_id, earlier.fine_mg) != (command.listing_id,
-                                                             command.fine_weight):
-                    raise Conflict("this idempotency key was used for a different order",
-                                   field="idempotency_key")
+            # Looked up before the price is checked: a retry finds the order it placed even
+            # if orders has learnt the lot's standard since.
+            if command.idempotency_key is not None and (
+                    earlier := self._placed_before(uow, order_id, command)) is not None:
                 return order_view(earlier, store.history(uow.session, [order_id]))
             lot = uow.session.get(store.KnownLotRow, command.listing_id)
             if lot is not None and (refusal := domain.price_refusal(Standard(lot.standard),
@@ -374,12 +361,11 @@ class OrdersService(Operations):
             placed = OrderPlaced(order_id=order.id, buyer_id=order.buyer_id,
                                  listing_id=order.listing_id,
                                  fine_weight=format_grams(order.fine_mg))
-            row = store.OrderRow(id=order.id, buyer_id=order.buyer_id,
-                                 listing_id=order.listing_id, fine_mg=order.fine_mg,
-                                 status=str(order.status), created_at=now, updated_at=now,
-                                 placed_event_id=str(placed.event_id), attempts=1,
-                                 last_asked_at=now)
-            uow.session.add(row)
+            row = store.add_order(uow.session, order, str(placed.event_id), now)
+            if row is None:  # the same request, committed while this one waited
+                earlier = self._placed_before(uow, order_id, command)
+                assert earlier is not None
+                return order_view(earlier, store.history(uow.session, [order_id]))
             placement = store.record(uow.session, row, order, None, caller.subject, now)
             uow.raise_event(placed)
             return order_view(row, [placement])
@@ -945,6 +931,17 @@ class OrdersService(Operations):
                            and not may_see_commitment(self.caller, row, scope)):
             raise NotFound("no such commitment", field="commitment_id")
         return row, row.to_domain(scope)
+
+    def _placed_before(self, uow: UnitOfWork, order_id: str,
+                       command: PlaceOrder) -> store.OrderRow | None:
+        """The order an earlier request under the same key placed, if any; Conflict if that
+        was another buyer's request, or for another lot or weight."""
+        row = uow.session.get(store.OrderRow, order_id)
+        if row is None:
+            return None
+        domain.same_placement(row.to_domain(), buyer_id=command.buyer_id,
+                              listing_id=command.listing_id, fine_mg=command.fine_weight)
+        return row
 
     def _asked_before(self, uow: UnitOfWork, commitment_id: str, buyer_id: str,
                       requested: str) -> store.CommitmentRow | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,7 +19,13 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    make_transient_to_detached,
+    mapped_column,
+)
 
 from services.orders.domain import (
     Certificate,
@@ -260,6 +267,33 @@ def day_bounds(first_day: date, last_day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(first_day, time.min, tzinfo=UTC)
     return start, datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
 
+
+
+def add_order(session: Session, order: Order, placed_event_id: str,
+              at: datetime) -> OrderRow | None:
+    """Record a new PENDING order; None if one with its id already exists.
+
+    Two placements under one idempotency key may arrive together (a double click, a retry
+    racing the first attempt): the second waits for the first's transaction and then
+    inserts nothing, instead of failing on the primary key.
+    """
+    basis = order.price_basis
+    values: dict[str, Any] = dict.fromkeys(OrderRow.__table__.columns.keys())
+    values.update(
+        id=order.id, buyer_id=order.buyer_id, listing_id=order.listing_id,
+        producer_id=order.producer_id, standard=str(order.standard) if order.standard else None,
+        fine_mg=order.fine_mg, status=str(order.status), created_at=at, updated_at=at,
+        price_percent_bp=basis.percent_of_lbma_bp if basis else None,
+        price_fixing=str(basis.fixing) if basis else None,
+        placed_event_id=placed_event_id, attempts=1, last_asked_at=at)
+    if not insert_if_absent(session, OrderRow.__table__, ["id"], **values):
+        return None
+    # The row is what was just inserted, every column given: attached as it stands rather
+    # than read back.
+    row = OrderRow(**values)
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
 
 
 def record(session: Session, row: OrderRow, order: Order, before: OrderStatus | None,

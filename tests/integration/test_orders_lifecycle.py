@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import eventlet
 import pytest
 from kombu import Connection, Queue, binding
 from nameko.standalone.events import event_dispatcher, get_event_exchange
@@ -568,3 +569,65 @@ def test_placing_an_order_again_with_its_idempotency_key_returns_the_same_order(
         page = rpc.orders.list_orders(first=100)
     assert [o["node"]["id"] for o in page["items"]
             if o["node"]["listing_id"] == lot["id"]] == [first["id"]]
+
+
+def test_orders_placed_together_under_one_key_make_one_order_raised_once(
+        system: Any, config: dict[str, Any]) -> None:
+    producer, _ = certified_producer(system, config)
+    lot = publish(system, config, producer)
+    buyer = f"refinery-{uuid.uuid4().hex[:8]}"
+    request = {"buyer_id": buyer, "listing_id": lot["id"], "fine_weight": "10.000",
+               "idempotency_key": "double-click"}
+
+    def ask(_: int) -> dict[str, Any]:
+        with rpc_as(config, Role.BUYER, buyer) as rpc:
+            return dict(rpc.orders.place_order(request))
+
+    with tap(config, "orders", "order_placed", "order_cancelled") as events:
+        # A double click, or a retry racing the first attempt still in flight: each waits
+        # for the other's transaction instead of failing on the order's id.
+        answers = list(eventlet.GreenPool().imap(ask, range(6)))
+        order_id = answers[0]["id"]
+        with rpc_as(config, Role.BUYER, buyer) as rpc:
+            cancelled = rpc.orders.cancel_order({"order_id": order_id})
+            page = rpc.orders.list_orders({"listing_id": lot["id"]})
+        # The relay publishes in outbox order: a second order_placed would be out by now.
+        eventually(lambda: events.of("order_cancelled", order_id=order_id))
+        placed = events.of("order_placed", order_id=order_id)
+    assert {a["id"] for a in answers} == {order_id}
+    assert [i["node"]["id"] for i in page["items"]] == [order_id]
+    assert [step["from"] for step in cancelled["history"]].count(None) == 1
+    assert len(placed) == 1
+
+
+def test_a_key_that_names_another_buyers_order_is_refused_without_revealing_it(
+        system: Any, config: dict[str, Any]) -> None:
+    producer, _ = certified_producer(system, config)
+    lot = publish(system, config, producer)
+    buyer = f"refinery-{uuid.uuid4().hex[:8]}"
+    # ("refinery-…", "lot-7/po-1") and ("refinery-…/lot-7", "po-1") derive the same order id.
+    theirs = {"buyer_id": buyer, "listing_id": lot["id"], "fine_weight": "10.000",
+              "idempotency_key": "lot-7/po-1"}
+    other = f"{buyer}/lot-7"
+    with rpc_as(config, Role.BUYER, buyer) as rpc:
+        placed = rpc.orders.place_order(theirs)
+        with pytest.raises(Conflict) as own_reuse:
+            rpc.orders.place_order({**theirs, "fine_weight": "11.000"})
+    refusals = []
+    with rpc_as(config, Role.BUYER, other) as rpc:
+        # The same lot and weight are refused like any other: nothing can be guessed at.
+        for weight in ("10.000", "11.000"):
+            with pytest.raises(Conflict) as refused:
+                rpc.orders.place_order({**theirs, "buyer_id": other, "fine_weight": weight,
+                                        "idempotency_key": "po-1"})
+            refusals.append(refused.value)
+        assert rpc.orders.list_orders()["items"] == []
+        assert rpc.orders.get_orders([placed["id"]]) == []
+    for refusal in refusals:
+        assert (refusal.field, refusal.message) == ("idempotency_key",
+                                                    own_reuse.value.message)
+        assert not {placed["id"], buyer, lot["id"], producer} & set(refusal.message.split())
+    with rpc_as(config, Role.BUYER, buyer) as rpc:
+        again = rpc.orders.place_order(theirs)
+    assert (again["id"], again["buyer_id"], again["fine_weight"]) == (placed["id"], buyer,
+                                                                     "10.000")

@@ -4,10 +4,18 @@ import copy
 from collections.abc import Callable
 from datetime import date
 from itertools import product
+from typing import Any
 
 import pytest
 
-from services.orders.domain import ALLOWED, Order, OrderStatus, ReceivingAssay
+from services.orders.domain import (
+    ALLOWED,
+    Order,
+    OrderStatus,
+    ReceivingAssay,
+    order_id_for,
+    same_placement,
+)
 from shared.errors import Conflict
 from shared.values import Standard
 
@@ -219,3 +227,44 @@ def test_a_refused_delivery_records_no_assay() -> None:
     assert subject.assay is None
     assert subject.delivered_fine_mg is None
     assert subject.status is S.CONFIRMED
+
+
+# --- placed again under one idempotency key -------------------------------------------------
+
+def test_one_buyer_and_key_always_name_the_same_order_as_before() -> None:
+    # Pinned: a retry sent across a deploy must find the order the first attempt placed.
+    assert order_id_for("refinery-4", "po-2026-0042") == "66c89583-7cb5-5234-a03f-716fcf74725d"
+    assert len({order_id_for("refinery-4", "po-2026-0042"), order_id_for("refinery-4", "po-1"),
+                order_id_for("refinery-5", "po-2026-0042")}) == 3
+
+
+def test_an_order_without_a_key_is_a_new_order_each_time() -> None:
+    assert order_id_for("refinery-4", None) != order_id_for("refinery-4", None)
+
+
+def test_the_same_request_under_a_key_is_answered_with_the_order_it_placed() -> None:
+    earlier = order()
+    assert same_placement(earlier, buyer_id="b-1", listing_id="l-1", fine_mg=915_000) is earlier
+
+
+@pytest.mark.parametrize("request_", [
+    {"buyer_id": "b-1", "listing_id": "l-2", "fine_mg": 915_000},
+    {"buyer_id": "b-1", "listing_id": "l-1", "fine_mg": 915_001},
+], ids=["another lot", "another weight"])
+def test_a_key_used_for_another_order_is_refused(request_: dict[str, Any]) -> None:
+    with pytest.raises(Conflict) as refused:
+        same_placement(order(), **request_)
+    assert refused.value.field == "idempotency_key"
+
+
+def test_another_buyers_order_under_a_colliding_key_is_refused_like_any_other() -> None:
+    # The derivation joins buyer and key with "/", so these two requests name one order.
+    assert order_id_for("b", "1/po") == order_id_for("b/1", "po")
+    theirs = Order(id=order_id_for("b", "1/po"), buyer_id="b", listing_id="l-1",
+                   fine_mg=915_000)
+    with pytest.raises(Conflict) as own:
+        same_placement(theirs, buyer_id="b", listing_id="l-1", fine_mg=1)
+    with pytest.raises(Conflict) as refused:  # even asking for exactly its lot and weight
+        same_placement(theirs, buyer_id="b/1", listing_id="l-1", fine_mg=915_000)
+    assert (refused.value.field, refused.value.message) == ("idempotency_key",
+                                                            own.value.message)
