@@ -20,12 +20,21 @@ from amqp.exceptions import ConnectionError as AMQPConnectionError
 from amqp.exceptions import RecoverableConnectionError
 from kombu import Connection, Producer
 from kombu.exceptions import OperationalError as KombuOperationalError
-from nameko.constants import AMQP_URI_CONFIG_KEY, TRANSPORT_OPTIONS_CONFIG_KEY
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
+    SERIALIZER_CONFIG_KEY,
+    TRANSPORT_OPTIONS_CONFIG_KEY,
+)
 from nameko.containers import WorkerContext
 from nameko.events import EventHandler
 from nameko.exceptions import deserialize_to_instance
 from nameko.extensions import DependencyProvider
-from nameko.rpc import ReplyListener, Rpc, RpcConsumer
+from nameko.rpc import ReplyListener, Responder, Rpc, RpcConsumer, get_rpc_exchange
 from nameko.rpc import RpcProxy as NamekoRpcProxy
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Engine, select, update
@@ -83,13 +92,30 @@ class RetryingEventHandler(EventHandler):
         self.queue_consumer.ack_message(message)
 
 
+class TransientPublisher(Publisher):
+    """RPC requests and replies are not written to the broker's disk: a caller waits seconds
+    for its answer, not a broker restart, and gives up with UNAVAILABLE; a command it gave
+    up on should not run after the restart (its idempotency key covers the caller asking
+    again). Events, which must survive a restart, stay persistent (`OutboxRelay`)."""
+
+    delivery_mode = NON_PERSISTENT
+
+
+class TransientResponder(Responder):
+    publisher_cls = TransientPublisher
+
+
 class AnsweringRpcConsumer(RpcConsumer):
     """nameko's RPC consumer, surviving a broker that goes away while it answers.
 
     nameko replies and acks from the worker's completion callback; if the broker is gone
     then, the error escapes into the container, which dies and takes the service with it.
-    The message was never acked, so the broker gives it to a consumer again once it is back;
-    the caller has long since given up with UNAVAILABLE. Staying up to reconnect is better.
+    The message was never acked, so a broker that kept it gives it to a consumer again
+    (one that restarted has dropped it: calls are transient); the caller has long since
+    given up with UNAVAILABLE. Staying up to reconnect is better.
+
+    Replies are transient too (`TransientResponder`), and a database connection lost under
+    the call is answered UNAVAILABLE rather than as an unexpected error.
     """
 
     def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
@@ -99,11 +125,19 @@ class AnsweringRpcConsumer(RpcConsumer):
             # carry idempotency keys), so the caller should simply ask again.
             exc_info = (Unavailable, Unavailable(
                 "the service lost its database connection; try again"), exc_info[2])
+        config = self.container.config
+        responder = TransientResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
         try:
-            return super().handle_result(message, result, exc_info)
+            result, exc_info = responder.send_response(result, exc_info)
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
         except BROKER_GONE:
-            log.warning("could not answer an RPC call: the broker is unreachable; it will "
-                        "be redelivered when the broker is back", exc_info=True)
+            log.warning("could not answer an RPC call: the broker is unreachable; the call "
+                        "is redelivered if the broker kept it", exc_info=True)
             return result, exc_info
 
 
@@ -141,9 +175,14 @@ class SurvivingReplyListener(ReplyListener):
 
 
 class RpcProxy(NamekoRpcProxy):
-    """nameko's RpcProxy with a reply listener that survives the broker going away."""
+    """nameko's RpcProxy with a reply listener that survives the broker going away, sending
+    its calls as transient messages (`TransientPublisher`)."""
 
     rpc_reply_listener = SurvivingReplyListener()
+
+    def __init__(self, target_service: str, **options: Any) -> None:
+        options.setdefault("delivery_mode", NON_PERSISTENT)
+        super().__init__(target_service, **options)
 
 
 def consumes(source: str, event_type: str) -> Any:
