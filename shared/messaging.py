@@ -71,7 +71,7 @@ class RetryingEventHandler(EventHandler):
     def handle_message_processed(self, message: Any, result: Any = None,
                                  exc_info: Any = None) -> None:
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            self._acknowledge(message)
             return
         settings = self.container.config.get(DEAD_LETTER_CONFIG_KEY) or {}
         attempts = int((message.headers or {}).get(dead_letters.ATTEMPTS_HEADER, 0)) + 1
@@ -87,9 +87,20 @@ class RetryingEventHandler(EventHandler):
         except Exception:
             log.exception("could not re-publish a failed message from %s; requeueing it",
                           self.queue.name)
-            self.queue_consumer.requeue_message(message)
+            with suppress(*BROKER_GONE):  # gone with the connection: redelivered anyway
+                self.queue_consumer.requeue_message(message)
             return
-        self.queue_consumer.ack_message(message)
+        self._acknowledge(message)
+
+    def _acknowledge(self, message: Any) -> None:
+        """Ack, surviving a broker that has just gone away: the error would otherwise kill
+        the container. The unacknowledged message is delivered again once the broker is
+        back, and `first_time` makes that second delivery change nothing."""
+        try:
+            self.queue_consumer.ack_message(message)
+        except BROKER_GONE:
+            log.warning("could not acknowledge an event on %s: the broker is unreachable; "
+                        "it will be delivered again", self.queue.name)
 
 
 class TransientPublisher(Publisher):
