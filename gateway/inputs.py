@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -21,3 +22,12 @@ def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
+
+
+def keyed_command(value: Any) -> dict[str, Any]:
+    """A mutation's input as its command, with an idempotency key made up if the client sent
+    none: a call the broker delivers again after the service crashed (having committed but
+    not acknowledged it) then finds what it did instead of doing it a second time."""
+    command: dict[str, Any] = plain(value)
+    command.setdefault("idempotency_key", str(uuid.uuid4()))
+    return command

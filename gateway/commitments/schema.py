@@ -6,7 +6,6 @@ again.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import graphene
@@ -16,7 +15,7 @@ from gateway.certification.types import Standard
 from gateway.commitments.types import Commitment, CommitmentConnection, CommitmentStatus
 from gateway.context import context
 from gateway.errors import Refused, UserError
-from gateway.inputs import plain
+from gateway.inputs import keyed_command, plain
 from gateway.scalars import Date
 from shared.caller import Role
 
@@ -102,11 +101,7 @@ class CreateCommitment(graphene.Mutation):
     @staticmethod
     def mutate(_root: Any, info: Any, input: Any) -> CommitmentPayload:
         ctx = context(info)
-        # Even a client that sends no key gets one per call, as placeOrder does: a call the
-        # broker redelivers after orders crashed (having committed but not acknowledged it)
-        # finds the commitment it made instead of making a second one.
-        command = {**plain(input)}
-        command.setdefault("idempotency_key", str(uuid.uuid4()))
+        command = keyed_command(input)
         return ctx.mutate(CommitmentPayload, "commitment", lambda: ctx.call(
             "orders", "create_commitment", command), Role.BUYER)
 

@@ -6,7 +6,6 @@ its own orders only, a producer on the orders for its lots.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import graphene
@@ -14,7 +13,7 @@ import graphene
 from gateway import connections
 from gateway.context import context
 from gateway.errors import Refused, UserError
-from gateway.inputs import plain
+from gateway.inputs import keyed_command, plain
 from gateway.orders.types import LbmaFixing, Order, OrderConnection, OrderStatus
 from gateway.scalars import Date
 from shared.caller import Role
@@ -101,11 +100,7 @@ class PlaceOrder(graphene.Mutation):
     @staticmethod
     def mutate(_root: Any, info: Any, input: Any) -> OrderPayload:
         ctx = context(info)
-        # Even a client that sends no key gets one per call, so that a call the broker
-        # redelivers after orders crashed (it had committed but not acknowledged) places
-        # the order once.
-        command = {**plain(input)}
-        command.setdefault("idempotency_key", str(uuid.uuid4()))
+        command = keyed_command(input)
         return ctx.mutate(OrderPayload, "order", lambda: ctx.call(
             "orders", "place_order", command), Role.BUYER)
 

@@ -3,7 +3,6 @@ reconciliation. Finance sees everything and alone moves money; a producer reads 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from gateway import connections
 from gateway.certification.types import Standard
 from gateway.context import RequestContext, context
 from gateway.errors import Refused, UserError
-from gateway.inputs import plain
+from gateway.inputs import keyed_command, plain
 from gateway.payouts.types import (
     OnboardingLink,
     Payout,
@@ -272,11 +271,7 @@ class ReversePayout(graphene.Mutation):
     @staticmethod
     def mutate(_root: Any, info: Any, input: Any) -> PayoutPayload:
         ctx = context(info)
-        # Even a client that sends no key gets one per call, as placeOrder does: a call the
-        # broker redelivers after payouts crashed (having recorded the reversal but not
-        # acknowledged the call) finds its reversal instead of making a second one.
-        command = {**plain(input)}
-        command.setdefault("idempotency_key", str(uuid.uuid4()))
+        command = keyed_command(input)
         return money_moves(ctx, PayoutPayload, "payout",
                            lambda: ctx.call("payouts", "reverse_payout", command))
 
