@@ -16,33 +16,26 @@ eventlet.monkey_patch()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import psycopg2  # noqa: E402
 import requests  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.throwaway import SECRET, backends  # noqa: E402
 from gateway.auth import TokenSettings, issue_token  # noqa: E402
 from shared.caller import CALLER_CONTEXT_KEY, Caller, Role  # noqa: E402
-from shared.migrations import upgrade  # noqa: E402
-from shared.settings import SERVICES  # noqa: E402
 
-POSTGRES = os.environ.get("VETA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-RABBIT_API = "http://guest:guest@127.0.0.1:15672/api"
-SECRET = "bench-" + uuid.uuid4().hex
 READ = """{ listings(first: 50) { edges { node { id fineWeight { grams } certificationStatus
   producer { name certifications { standard status validUntil } } } } } }"""
 REGISTER = """mutation ($input: RegisterProducerInput!) {
@@ -63,38 +56,15 @@ runner.wait()
 
 @contextmanager
 def throwaway_system(port: int) -> Iterator[dict[str, Any]]:
-    run = uuid.uuid4().hex[:8]
-    vhost = f"veta_bench_{run}"
-    requests.put(f"{RABBIT_API}/vhosts/{vhost}", timeout=10).raise_for_status()
-    requests.put(f"{RABBIT_API}/permissions/{vhost}/guest",
-                 json={"configure": ".*", "write": ".*", "read": ".*"},
-                 timeout=10).raise_for_status()
-    admin = psycopg2.connect(POSTGRES)
-    admin.autocommit = True
-    base = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    urls = {s: f"{base}/veta_bench_{run}_{s}" for s in SERVICES}
-    with admin.cursor() as cursor:
-        for url in urls.values():
-            cursor.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
-    for service, url in urls.items():
-        upgrade(service, url)
-    config = {"AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{vhost}", "DATABASES": urls,
-              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "serializer": "json",
-              "WEB_SERVER_ADDRESSES": dict.fromkeys(SERVICES, "127.0.0.1:0"),
-              "max_workers": 20, "JWT": {"secret": SECRET, "issuer": "veta", "audience": "veta"}}
-    child = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(config)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "started"
-        yield config
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
-        with admin.cursor() as cursor:
-            for url in urls.values():
-                cursor.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        admin.close()
-        requests.delete(f"{RABBIT_API}/vhosts/{vhost}", timeout=10)
+    with backends(port, workers=20) as config:
+        child = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(config)], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "started"
+            yield config
+        finally:
+            child.terminate()
+            child.wait(timeout=30)
 
 
 def seed(config: dict[str, Any], lots: int) -> None:

@@ -47,19 +47,14 @@ from nameko.events import event_handler  # noqa: E402
 from nameko.rpc import rpc  # noqa: E402
 from nameko.standalone.events import event_dispatcher, get_event_exchange  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.throwaway import SECRET, backends  # noqa: E402
 from gateway.auth import TokenSettings, issue_token  # noqa: E402
 from shared.caller import CALLER_CONTEXT_KEY, Caller, Role  # noqa: E402
-from shared.migrations import upgrade  # noqa: E402
-from shared.settings import SERVICES  # noqa: E402
 
-POSTGRES = os.environ.get("VETA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-RABBIT_API = "http://guest:guest@127.0.0.1:15672/api"
-SECRET = "bench-" + uuid.uuid4().hex
 ON_PATH = ("certification", "listings", "orders", "gateway")
 PLACE = """mutation ($input: PlaceOrderInput!) {
   placeOrder(input: $input) { order { id status } errors { code message } } }"""
@@ -125,52 +120,24 @@ def veta_run(config: dict[str, Any], name: str) -> subprocess.Popen[str]:
 
 @contextmanager
 def throwaway_system(port: int, services: str, workers: int) -> Iterator[dict[str, Any]]:
-    run = uuid.uuid4().hex[:8]
-    vhost = f"veta_bench_{run}"
-    requests.put(f"{RABBIT_API}/vhosts/{vhost}", timeout=10).raise_for_status()
-    requests.put(f"{RABBIT_API}/permissions/{vhost}/guest",
-                 json={"configure": ".*", "write": ".*", "read": ".*"},
-                 timeout=10).raise_for_status()
-    admin = psycopg2.connect(POSTGRES)
-    admin.autocommit = True
-    # A URL may name a Unix socket directory (`postgresql://postgres@/postgres?host=/run/...`).
-    server = make_url(POSTGRES).set(drivername="postgresql+psycopg2")
-    names = {s: f"veta_bench_{run}_{s}" for s in SERVICES}
-    urls = {s: server.set(database=name).render_as_string(hide_password=False)
-            for s, name in names.items()}
-    with admin.cursor() as cursor:
-        for name in names.values():
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    for service, url in urls.items():
-        upgrade(service, url)
-    config: dict[str, Any] = {
-        "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{vhost}", "DATABASES": urls,
-              "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}", "serializer": "json",
-              "WEB_SERVER_ADDRESSES": dict.fromkeys(SERVICES, "127.0.0.1:0"),
-              "max_workers": workers,
-              "JWT": {"secret": SECRET, "issuer": "veta", "audience": "veta"}}
-    children = [runner_process(config, ["bench_echo"])]
-    config["PIDS"] = {}
-    try:
-        if services == "runner":
-            children.append(runner_process(config, list(ON_PATH)))
-            config["PIDS"]["all services"] = children[-1].pid
-        else:
-            for name in ON_PATH:
-                children.append(veta_run(config, name))
-                config["PIDS"][name] = children[-1].pid
-        wait_until_up(config)
-        yield config
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=30)
-        with admin.cursor() as cursor:
-            for name in names.values():
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-        requests.delete(f"{RABBIT_API}/vhosts/{vhost}", timeout=10)
+    with backends(port, workers) as config:
+        children = [runner_process(config, ["bench_echo"])]
+        config["PIDS"] = {}
+        try:
+            if services == "runner":
+                children.append(runner_process(config, list(ON_PATH)))
+                config["PIDS"]["all services"] = children[-1].pid
+            else:
+                for name in ON_PATH:
+                    children.append(veta_run(config, name))
+                    config["PIDS"][name] = children[-1].pid
+            wait_until_up(config)
+            yield config
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.wait(timeout=30)
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
